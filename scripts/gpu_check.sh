@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The GPU smoke check, run ON the GPU machine from the repo root (its python3, no network):
+#   bash scripts/gpu_check.sh [PROJECT ...]     (default: shared + every project)
+# Installs .whl/ (made here by scripts/gpu_wheels.sh) into a temporary target, puts shared/ and the projects
+# on PYTHONPATH, and runs `pytest -m gpu` in each folder: the same tests as `make test-gpu`. Budget: 5 min.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+site=${GPU_SITE:-/tmp/repro-site}
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl || exit 1
+fi
+if [ $# -gt 0 ]; then folders=("$@"); else
+  folders=(shared $(ls -d */requirements.txt 2>/dev/null | xargs -n1 dirname | grep -vx shared))
+fi
+pp="$site:$root/shared"
+for d in "${folders[@]}"; do [ "$d" != shared ] && pp="$pp:$root/$d"; done
+export PYTHONPATH="$pp${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE=disabled HF_HUB_OFFLINE=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+VENV=$(dirname "$(dirname "$(command -v python3)")") timeout 300 bash scripts/run_tests.sh gpu "${folders[@]}"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Download, HERE (with registry access), the wheels the GPU machine lacks into .whl/ (git-ignored).
+# The GPU machine has Python 3.12 with torch, transformers, jax, timm, numpy, scipy, scikit-learn,
+# matplotlib, pytest, pyyaml, cloudpickle preinstalled, and no network. Projects add their own needs in
+# <project>/gpu-wheels.txt (one `name==version` a line, pinned like constraints.txt).
+#   bash scripts/gpu_wheels.sh        then: bash scripts/gpu_check.sh  (on the GPU machine)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+dest=.whl
+mkdir -p "$dest"
+grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >>.git/info/exclude
+pin() { grep -iE "^$1==" constraints.txt | head -n 1; }
+base=("$(pin hydra-core)" "$(pin omegaconf)" "$(pin hydra-submitit-launcher)" "$(pin submitit)")
+mapfile -t extra < <(cat */gpu-wheels.txt 2>/dev/null | sed 's/#.*//' | grep -v '^\s*$' || true)
+plat=()
+for n in 17 24 27 28 31 34 35; do plat+=(--platform "manylinux_2_${n}_x86_64"); done
+plat+=(--platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any)
+for spec in "${base[@]}" "${extra[@]}"; do
+  [ -n "$spec" ] || continue
+  echo "gpu_wheels: $spec"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    "${plat[@]}" -d "$dest" "$spec" 2> >(grep -v "is ignored" >&2)
+done
+# antlr4-python3-runtime (hydra's parser) ships only as an sdist: build its pure-Python wheel here.
+python3 -m pip wheel -q --no-deps -w "$dest" "antlr4-python3-runtime==4.9.3" 2> >(grep -v "is ignored" >&2)
+ls -la "$dest"
+du -sh "$dest"

@@ -1,0 +1,1 @@
+"""Hydra configs shared by every project, found through `hydra.searchpath: [pkg://shared.configs]`."""

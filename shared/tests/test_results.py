@@ -1,0 +1,115 @@
+import json
+
+import pytest
+import yaml
+
+from shared import results
+from shared.logging import start_run
+
+SPEC = {
+    "project": {"title": "Toy", "arxiv": "0000.00000", "table": "Table 1", "mini_claim": "a < b"},
+    "source": {"arxiv": "0000.00000", "version": "v1", "where": "Table 1"},
+    "metric": "test/kl",
+    "metrics": ["test/kl", "test/tv"],
+    "higher_is_better": False,
+    "tolerance": 0.05,
+    "keys": ["method.name"],
+    "rows": [
+        {"keys": {"method.name": "a"}, "scale": "mini", "values": {"test/kl": 1.0}, "verified": True},
+        {"keys": {"method.name": "b"}, "scale": "mini", "values": {"test/kl": 9.0}, "verified": False},
+    ],
+    "claims": [
+        {"name": "a beats b", "scale": "mini", "lhs": {"method.name": "a"}, "op": "<", "rhs": {"method.name": "b"}},
+        {"name": "a small", "scale": "mini", "metric": "test/tv", "lhs": {"method.name": "a"}, "op": "<", "rhs": 0.5},
+        {"name": "paper only", "scale": "paper", "lhs": {"method.name": "a"}, "op": ">", "rhs": 100},
+    ],
+}
+
+
+def make_project(tmp_path, spec=SPEC, runs=()):
+    (tmp_path / "results").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "results" / "paper.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    for i, (name, kl, tv) in enumerate(runs):
+        run = start_run(tmp_path / "outputs" / "mini" / f"{name}_{i}", {"method": {"name": name}, "seed": i,
+                                                                        "scale": "mini"})
+        run.finish({"test/kl": kl, "test/tv": tv})
+    return tmp_path
+
+
+def test_aggregate_mean_std_n(tmp_path):
+    proj = make_project(tmp_path, runs=[("a", 1.0, 0.1), ("a", 1.02, 0.3), ("b", 2.0, 0.2)])
+    runs = results.find_runs(proj / "outputs" / "mini", "mini")
+    agg = results.aggregate(runs, ["method.name"], ["test/kl", "test/tv"])
+    assert agg[("a",)]["test/kl"].n == 2
+    assert agg[("a",)]["test/kl"].mean == pytest.approx(1.01)
+    assert agg[("a",)]["test/tv"].std == pytest.approx(0.1414213, rel=1e-5)  # sample std (ddof=1)
+    assert agg[("b",)]["test/kl"].n == 1
+
+
+def test_claims_held_and_table_marks_unverified(tmp_path):
+    proj = make_project(tmp_path, runs=[("a", 1.0, 0.1), ("a", 1.02, 0.3), ("b", 2.0, 0.2)])
+    md, claims = results.summarize(proj, "mini")
+    assert [c["status"] for c in claims] == ["held", "held"]  # the paper-scale claim is not judged at mini
+    assert "claims: 2/2 held" in md
+    assert (proj / "results" / "mini.md").read_text() == md
+    line_a = next(x for x in md.splitlines() if x.startswith("| a | test/kl"))
+    line_b = next(x for x in md.splitlines() if x.startswith("| b | test/kl"))
+    assert line_a.endswith("| yes |")          # verified and within tolerance 0.05
+    assert "9*" in line_b and line_b.endswith("| – |")  # unverified: shown with *, never judged
+
+
+def test_broken_and_missing_claims_fail_the_cli(tmp_path, capsys):
+    proj = make_project(tmp_path, runs=[("a", 3.0, 0.1), ("b", 2.0, 0.2)])
+    assert results.main([str(proj), "--check"]) == 1
+    assert "claim broken: a beats b" in capsys.readouterr().err
+    proj2 = make_project(tmp_path / "p2", runs=[("a", 1.0, 0.1)])
+    md, claims = results.summarize(proj2, "mini")
+    assert claims[0]["status"] == "missing"
+    assert results.main([str(proj2), "--check"]) == 1
+    assert results.main([str(proj2)]) == 0  # without --check it only renders
+
+
+def test_failed_runs_are_not_aggregated(tmp_path):
+    proj = make_project(tmp_path, runs=[("a", 1.0, 0.1), ("b", 2.0, 0.2)])
+    bad = start_run(proj / "outputs" / "mini" / "crashed", {"method": {"name": "a"}, "scale": "mini"})
+    bad.finish({"test/kl": 100.0}, status="failed", error="boom")
+    agg = results.aggregate(results.find_runs(proj / "outputs" / "mini"), ["method.name"], ["test/kl"])
+    assert agg[("a",)]["test/kl"].mean == 1.0
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda s: s.pop("metric"), "metric: missing required key"),
+    (lambda s: s.update(typo=1), "unknown key(s) ['typo']"),
+    (lambda s: s.update(higher_is_better="yes"), "higher_is_better: must be true or false"),
+    (lambda s: s["rows"][0].update(keys={"model.name": "x"}), "rows[0].keys"),
+    (lambda s: s["rows"][1].update(values={"test/kl": "9"}), "rows[1].values"),
+    (lambda s: s["claims"][0].update(op="=="), "claims[0].op"),
+    (lambda s: s["claims"][1].update(rhs="small"), "claims[1].rhs"),
+    (lambda s: s["claims"][0].pop("lhs"), "claims[0].lhs: missing"),
+    (lambda s: s.update(tolerance=-1), "tolerance"),
+])
+def test_bad_paper_yaml_names_the_key(tmp_path, mutate, needle):
+    spec = json.loads(json.dumps(SPEC))
+    mutate(spec)
+    proj = make_project(tmp_path, spec)
+    with pytest.raises(results.PaperYamlError) as e:
+        results.load_paper_yaml(proj / "results" / "paper.yaml")
+    assert needle in str(e.value) and "paper.yaml" in str(e.value)
+
+
+def test_cli_reports_bad_yaml_with_exit_2(tmp_path, capsys):
+    spec = dict(SPEC)
+    spec.pop("keys")
+    proj = make_project(tmp_path, spec)
+    assert results.main([str(proj), "--check"]) == 2
+    assert "keys: missing required key" in capsys.readouterr().err
+
+
+def test_missing_paper_yaml(tmp_path):
+    with pytest.raises(FileNotFoundError, match="results/paper.yaml"):
+        results.load_paper_yaml(tmp_path / "results" / "paper.yaml")
+
+
+def test_get_dotted():
+    assert results.get_dotted({"a": {"b": 3}}, "a.b") == 3
+    assert results.get_dotted({"a": {}}, "a.b", "d") == "d"
