@@ -31,8 +31,9 @@ test-slow: env ## slow tier: mini reproduction end to end, submitit_local, resum
 test-gpu: env ## GPU smoke tests (skipped without CUDA)
 	@$(PY) -m pytest -q -m gpu; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
-check: env ## render results/mini.md from outputs/mini and check the paper's claims
-	$(PY) -m shared.results . --scale $(SCALE) --check --command "make repro-$(PROJECT)"
+check: env ## render results/$(SCALE).md (+ the README's table at mini scale) from outputs/$(SCALE); check the claims
+	$(PY) -m shared.results . --scale $(SCALE) --check --command "make repro-$(PROJECT)$(if $(filter paper,$(SCALE)), SCALE=paper,)" \
+	  $(if $(filter mini,$(SCALE)),--readme README.md,)
 
 clean: ## remove outputs, multirun dirs and caches
 	rm -rf outputs multirun .pytest_cache

@@ -3,7 +3,6 @@ import math
 
 import numpy as np
 import pytest
-
 from shared.logging import git_sha, package_versions, read_metrics_jsonl, start_run
 
 
@@ -38,7 +37,7 @@ def test_crash_keeps_logged_metrics_and_records_exception(tmp_path):
         with start_run(tmp_path / "r", {"scale": "mini"}) as run:
             run.log({"train/loss": 1.0}, step=0)
             run.log({"train/loss": 0.5}, step=1)
-            1 / 0
+            raise ZeroDivisionError("boom")
     rec = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert rec["status"] == "failed"
     assert "ZeroDivisionError" in rec["error"]

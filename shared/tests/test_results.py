@@ -2,9 +2,9 @@ import json
 
 import pytest
 import yaml
+from shared.logging import start_run
 
 from shared import results
-from shared.logging import start_run
 
 SPEC = {
     "project": {"title": "Toy", "arxiv": "0000.00000", "table": "Table 1", "mini_claim": "a < b"},
@@ -113,3 +113,17 @@ def test_missing_paper_yaml(tmp_path):
 def test_get_dotted():
     assert results.get_dotted({"a": {"b": 3}}, "a.b") == 3
     assert results.get_dotted({"a": {}}, "a.b", "d") == "d"
+
+
+def test_paste_into_readme(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:begin (generated) -->\nold table\n<!-- results:end -->\nafter\n")
+    results.paste_into_readme(readme, "<!-- g -->\n# Results (mini scale)\n| a |\n")
+    text = readme.read_text()
+    assert "old table" not in text and "### Results (mini scale)" in text and text.endswith("after\n")
+    results.paste_into_readme(readme, "<!-- g -->\n# Results (mini scale)\n| b |\n")  # idempotent markers
+    assert readme.read_text().count("<!-- results:end -->") == 1 and "| b |" in readme.read_text()
+    bad = tmp_path / "R2.md"
+    bad.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        results.paste_into_readme(bad, "x")

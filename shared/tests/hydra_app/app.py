@@ -4,7 +4,6 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
-
 from shared.logging import start_run
 
 
