@@ -201,9 +201,8 @@ def check_claims(spec: dict, agg: dict, scale: str) -> list[dict]:
     return out
 
 
-def _fmt_keys(keys: list[str], k: tuple) -> str:
-    return ", ".join(f"{f.split('.')[-1] if len(keys) > 1 else ''}{'=' if len(keys) > 1 else ''}{v}"
-                     for f, v in zip(keys, k))
+def _fmt_keys(k: tuple) -> str:
+    return ", ".join("–" if v is None else str(v) for v in k)
 
 
 def render_markdown(spec: dict, agg: dict, claims: list[dict], scale: str, command: str = "") -> str:
@@ -225,7 +224,7 @@ def render_markdown(spec: dict, agg: dict, claims: list[dict], scale: str, comma
     for row in spec["rows"]:
         if row["scale"] in (scale, "any"):
             paper_rows[_key_tuple(keys, row["keys"], dotted=False)] = row
-    all_keys = list(dict.fromkeys(list(agg) + list(paper_rows)))
+    all_keys = sorted(dict.fromkeys(list(agg) + list(paper_rows)), key=lambda k: tuple(map(str, k)))
     for k in all_keys:
         prow = paper_rows.get(k)
         for m in metrics:
@@ -241,7 +240,7 @@ def render_markdown(spec: dict, agg: dict, claims: list[dict], scale: str, comma
                     ok = "yes" if abs(ours.mean - pval) <= tol else "NO"
             if ours is None and pval is None:
                 continue
-            lines.append(f"| {_fmt_keys(keys, k)} | {m} | {ptxt} | {otxt} | {delta} | {ok} |")
+            lines.append(f"| {_fmt_keys(k)} | {m} | {ptxt} | {otxt} | {delta} | {ok} |")
     if claims:
         lines += ["", "## Claims", "", "| claim | metric | lhs | op | rhs | status |", "|---|---|---|---|---|---|"]
         for c in claims:

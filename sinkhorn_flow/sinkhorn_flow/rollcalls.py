@@ -25,7 +25,7 @@ from sinkhorn_flow.data import Transitions, flows_from_memberships, make_transit
 COMMUNITY_METHODS = ("kmeans", "spectral", "louvain", "factions")
 NOT_LISTED, ABSENT, OTHER = -9, 3, 4
 RADA_HELP = (
-    "The Rada 9th-convocation roll calls ship beside a papers-repro checkout at ../shared/data/rada9.npz "
+    "The Rada 9th-convocation roll calls ship beside a papers-repro checkout, in <checkout>/../shared/data/rada9.npz "
     "(arrays V, F, ts, mps, facs; see that folder's README). Point data.path at it, or build an npz of the "
     "same arrays from the parliament's open-data export with scripts/rollcall_csv_to_npz.py."
 )
