@@ -10,7 +10,7 @@ venv=${1:?usage: env.sh VENV [PROJECT ...]}
 shift
 projects=("$@")
 
-files=("$root/constraints.txt" "$root/shared/requirements.txt" "$root/shared/pyproject.toml")
+files=("$root/constraints.txt" "$root/shared/requirements.txt" "$root/shared/pyproject.toml" "$root/scripts/env.sh")
 for p in "${projects[@]}"; do
   [ -f "$root/$p/requirements.txt" ] || { echo "env: $p/requirements.txt not found" >&2; exit 2; }
   files+=("$root/$p/requirements.txt")
@@ -23,11 +23,15 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 pip_install() { "${pip[@]}" install --progress-bar off -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 editables=(-e "$root/shared")
 for p in "${projects[@]}"; do [ -f "$root/$p/pyproject.toml" ] && editables+=(-e "$root/$p"); done
+# Editable installs as plain paths (.pth), not setuptools' import-hook finder: from the repo root, the folder
+# ./wanda/ (no __init__.py) would otherwise shadow the package wanda/wanda/ as an empty namespace package,
+# because sys.path entries are searched before the finder. With a path entry, the regular package wins.
+install_editables() { pip_install --no-deps --config-settings editable_mode=compat "${editables[@]}"; }
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ] && [ -x "$venv/bin/python" ]; then
   # A venv kept outside the clone (CI's cache) may hold editable installs of another checkout: repoint them.
   if [ "$(cat "$venv/.repro-root" 2>/dev/null)" != "$root" ]; then
-    pip_install --no-deps "${editables[@]}"
+    install_editables
     echo "$root" >"$venv/.repro-root"
     echo "env: $venv is up to date (editable installs repointed to $root)"
   else
@@ -56,6 +60,7 @@ echo "env: installing shared ${projects[*]} into $venv (a cold install takes a f
 # Run pip from shared/: `-e ../shared` in every project's file resolves against the current directory,
 # and all projects are siblings of shared/, so each one's `-e ../shared` names the same folder.
 (cd "$root/shared" && pip_install "${reqs[@]}")
+install_editables
 for p in "${projects[@]}"; do
   if [ -f "$root/$p/requirements-nodeps.txt" ]; then
     (cd "$root/$p" && pip_install --no-deps -r requirements-nodeps.txt)
