@@ -51,7 +51,9 @@ def train_model(model: SinkhornFlow, data: Transitions, feature_names: list[str]
         loss.backward()
         opt.step()
         if log is not None and (step % log_every == 0 or step + 1 == steps):
-            log({"train/loss": loss.item()}, step)
+            # The column marginal is the one the layer does not enforce last (rows are exact): log it.
+            col = (log_p.detach().exp().sum(-2) - data.b).abs().sum(-1).mean()
+            log({"train/loss": loss.item(), "train/step_col_l1": col.item()}, step)
         if ckpt_path is not None and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
             _save(ckpt_path, model, opt, step + 1)
         if stop_after is not None and step + 1 - resumed_from >= stop_after and step + 1 < steps:
