@@ -13,6 +13,9 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= $(OMP_NUM_THREADS)
 export OPENBLAS_NUM_THREADS ?= $(OMP_NUM_THREADS)
 export VENV PYTHON
+# Project Makefiles called from here use the root venv that `env` below already made: they must not
+# re-stamp it with their own requirements alone (that would reinstall back and forth).
+export REPRO_ROOT_ENV := 1
 
 .PHONY: help env test test-slow test-gpu mini check lint readme clean
 help: ## list the targets
@@ -57,6 +60,6 @@ mini-%: env ## one project's CPU mini reproduction
 check-%: env ## one project's results tables and claims check
 	@$(MAKE) --no-print-directory -C $* check
 env-%: ## a project-local venv (<project>/.venv) built from that project's requirements alone
-	@$(MAKE) --no-print-directory -C $* env VENV=$(CURDIR)/$*/.venv
+	@$(MAKE) --no-print-directory -C $* env VENV=$(CURDIR)/$*/.venv REPRO_ROOT_ENV=
 clean-%: ## remove one project's outputs
 	@$(MAKE) --no-print-directory -C $* clean

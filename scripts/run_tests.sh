@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run one pytest tier in several folders, keep going past failures, print a summary.
 #   scripts/run_tests.sh fast|slow|gpu FOLDER ...
-# Uses $VENV (default .venv). pytest's exit 5 (nothing collected) counts as success.
+# Uses $VENV (default .venv), or the interpreter $PYTHON_BIN when set (the GPU machine's python3).
+# pytest's exit 5 (nothing collected) counts as success.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tier=$1; shift
@@ -21,7 +22,7 @@ for d in "$@"; do
   [ -d "$root/$d" ] || { echo "no folder $d" >&2; bad=1; continue; }
   echo "=== $d: pytest ($tier)"
   t0=$(date +%s)
-  (cd "$root/$d" && "$venv/bin/python" -m pytest -q "${marks[@]}" 2>&1) | tee "$logdir/$d.log"
+  (cd "$root/$d" && "${PYTHON_BIN:-$venv/bin/python}" -m pytest -q "${marks[@]}" 2>&1) | tee "$logdir/$d.log"
   rc=${PIPESTATUS[0]}
   [ "$rc" -eq 5 ] && rc=0
   dt=$(( $(date +%s) - t0 ))

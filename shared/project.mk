@@ -19,8 +19,8 @@ export PYTHON
 help: ## list this project's targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-env: ## build/refresh $(VENV) from requirements.txt (no-op when unchanged)
-	@bash ../scripts/env.sh "$(VENV)" $(PROJECT)
+env: ## build/refresh $(VENV) from requirements.txt (no-op when unchanged; from the root, the root's env)
+	@if [ -z "$(REPRO_ROOT_ENV)" ]; then bash ../scripts/env.sh "$(VENV)" $(PROJECT); fi
 
 test: env ## fast tests (< 60 s)
 	@$(PY) -m pytest -q; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc

@@ -56,10 +56,12 @@ def autocast_dtype(device):
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> dict:
-    """Seed python, numpy, torch (CPU and CUDA) and, when installed, return a JAX key for ``seed``.
+def seed_everything(seed: int, deterministic: bool = False, jax: bool | None = None) -> dict:
+    """Seed python, numpy, torch (CPU and CUDA) and return a JAX key for ``seed`` when JAX is in use.
 
     Returns ``{"seed": seed, "jax_key": key_or_None}``: JAX has no global RNG, so the caller threads the key.
+    ``jax=None`` makes the key only if jax is already imported (a torch project must not pay for importing
+    jax, which also grabs GPU memory on a GPU node); ``jax=True`` imports it.
     ``deterministic=True`` also asks torch for deterministic kernels (slower; for bit-exact resume tests).
     """
     seed = int(seed)
@@ -75,10 +77,10 @@ def seed_everything(seed: int, deterministic: bool = False) -> dict:
         if deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
     key = None
-    if _have("jax"):
-        import jax
+    if jax or (jax is None and "jax" in sys.modules):
+        import jax as _jax
 
-        key = jax.random.PRNGKey(seed)
+        key = _jax.random.PRNGKey(seed)
     return {"seed": seed, "jax_key": key}
 
 

@@ -85,8 +85,8 @@ def load_paper_yaml(path: str | Path) -> dict:
             _fail(path, where, "must be a mapping")
         if set(row) - _ROW_KEYS:
             _fail(path, where, f"unknown key(s) {sorted(set(row) - _ROW_KEYS)}; allowed: {sorted(_ROW_KEYS)}")
-        if not isinstance(row.get("keys"), dict) or set(row["keys"]) - keys:
-            _fail(path, f"{where}.keys", f"must map fields of `keys` {sorted(keys)} to values")
+        if not isinstance(row.get("keys"), dict) or set(row["keys"]) != keys:
+            _fail(path, f"{where}.keys", f"must map every field of `keys` {sorted(keys)} to a value")
         if row.setdefault("scale", "paper") not in SCALES:
             _fail(path, f"{where}.scale", f"must be one of {SCALES}")
         vals = row.setdefault("values", {})
@@ -160,17 +160,33 @@ def _key_tuple(keys: list[str], mapping_or_config: dict, dotted: bool) -> tuple:
     return tuple(mapping_or_config.get(k) for k in keys)
 
 
+def _number(v: Any) -> float | None:
+    """A metric value as a float: numbers, and the strings "nan"/"inf"/"-inf" that metrics.json uses for
+    non-finite values (JSON has none). Anything else (lists, text) is not a number."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str) and v.lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
+        return float(v)
+    return None
+
+
 def aggregate(runs: list[dict], keys: list[str], metrics: list[str]) -> dict[tuple, dict[str, Agg]]:
-    """Group runs by the values of ``keys`` in their configs; mean, sample std and n of each metric."""
+    """Group runs by the values of ``keys`` in their configs; mean, sample std and n of each metric.
+
+    Non-finite seeds are kept (a NaN seed makes the mean NaN): a method that diverges on one seed must not
+    look good by silently losing that seed."""
     groups: dict[tuple, dict[str, list[float]]] = {}
     for rec in runs:
         k = _key_tuple(keys, rec.get("config", {}), dotted=True)
         for m in metrics:
-            v = rec.get("metrics", {}).get(m)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                groups.setdefault(k, {}).setdefault(m, []).append(float(v))
-    return {k: {m: Agg(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
-                for m, v in ms.items()} for k, ms in groups.items()}
+            v = _number(rec.get("metrics", {}).get(m))
+            if v is not None:
+                groups.setdefault(k, {}).setdefault(m, []).append(v)
+    with np.errstate(invalid="ignore"):
+        return {k: {m: Agg(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
+                    for m, v in ms.items()} for k, ms in groups.items()}
 
 
 def _match(k: tuple, keys: list[str], want: dict) -> bool:
@@ -195,6 +211,8 @@ def check_claims(spec: dict, agg: dict, scale: str) -> list[dict]:
         lhs, rhs = (_side(c[s], c["metric"], spec["keys"], agg) for s in ("lhs", "rhs"))
         if lhs is None or rhs is None:
             status = "missing"
+        elif not (np.isfinite(lhs) and np.isfinite(rhs)):
+            status = "broken"  # a NaN/inf side never supports a claim
         else:
             status = "held" if OPS[c["op"]](lhs, rhs) else "broken"
         out.append({**c, "lhs_value": lhs, "rhs_value": rhs, "status": status})

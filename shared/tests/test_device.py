@@ -42,14 +42,20 @@ def test_seed_everything_repeats_python_numpy_torch():
     assert draw() != a
 
 
-def test_seed_everything_jax_key():
-    out = device.seed_everything(7)
-    try:
-        import jax
-    except ImportError:
-        assert out["jax_key"] is None
-    else:
-        assert (np.asarray(out["jax_key"]) == np.asarray(jax.random.PRNGKey(7))).all()
+def test_seed_everything_does_not_import_jax_unasked():
+    import subprocess
+    import sys
+
+    code = "import sys; from shared.device import seed_everything; k = seed_everything(3)['jax_key']; " \
+           "print(k is None, 'jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "False"], out.stderr
+
+
+def test_seed_everything_jax_key_when_asked():
+    jax = pytest.importorskip("jax")
+    out = device.seed_everything(7, jax=True)
+    assert (np.asarray(out["jax_key"]) == np.asarray(jax.random.PRNGKey(7))).all()
 
 
 def test_on_slurm(monkeypatch):
@@ -67,9 +73,14 @@ def test_cuda_memory_summary_matches_gpu_count():
 
 def test_limit_threads_respects_user_setting(monkeypatch):
     torch = pytest.importorskip("torch")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert device.limit_threads() == 1
-    assert torch.get_num_threads() == 1
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert device.limit_threads() == 2 and torch.get_num_threads() == 2
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert device.limit_threads() == 1 and torch.get_num_threads() == 1  # our default when unset
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.gpu

@@ -69,6 +69,16 @@ def test_broken_and_missing_claims_fail_the_cli(tmp_path, capsys):
     assert results.main([str(proj2)]) == 0  # without --check it only renders
 
 
+def test_a_nan_seed_breaks_the_claim_instead_of_vanishing(tmp_path):
+    proj = make_project(tmp_path, runs=[("a", 1.0, 0.1), ("a", float("nan"), 0.1), ("b", 2.0, 0.2)])
+    md, claims = results.summarize(proj, "mini")
+    agg = results.aggregate(results.find_runs(proj / "outputs" / "mini"), ["method.name"], ["test/kl"])
+    assert agg[("a",)]["test/kl"].n == 2  # the NaN seed is counted
+    assert claims[0]["status"] == "broken"
+    proj2 = make_project(tmp_path / "inf", runs=[("a", float("inf"), 0.1), ("b", 2.0, 0.2)])
+    assert results.summarize(proj2, "mini")[1][0]["status"] == "broken"
+
+
 def test_failed_runs_are_not_aggregated(tmp_path):
     proj = make_project(tmp_path, runs=[("a", 1.0, 0.1), ("b", 2.0, 0.2)])
     bad = start_run(proj / "outputs" / "mini" / "crashed", {"method": {"name": "a"}, "scale": "mini"})
@@ -82,6 +92,7 @@ def test_failed_runs_are_not_aggregated(tmp_path):
     (lambda s: s.update(typo=1), "unknown key(s) ['typo']"),
     (lambda s: s.update(higher_is_better="yes"), "higher_is_better: must be true or false"),
     (lambda s: s["rows"][0].update(keys={"model.name": "x"}), "rows[0].keys"),
+    (lambda s: s["rows"][0].update(keys={}), "must map every field"),
     (lambda s: s["rows"][1].update(values={"test/kl": "9"}), "rows[1].values"),
     (lambda s: s["claims"][0].update(op="=="), "claims[0].op"),
     (lambda s: s["claims"][1].update(rhs="small"), "claims[1].rhs"),

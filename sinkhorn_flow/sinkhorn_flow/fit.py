@@ -59,6 +59,9 @@ def train_model(model: SinkhornFlow, data: Transitions, feature_names: list[str]
         if stop_after is not None and step + 1 - resumed_from >= stop_after and step + 1 < steps:
             return {"steps_done": step + 1, "final_loss": loss.item(), "resumed_from": resumed_from,
                     "stopped": True}
+    if resumed_from >= steps:  # rerun of a finished run: report the loss of the restored model
+        with torch.no_grad():
+            loss = cross_entropy(data.flow, predict(model, data, feature_names)).mean()
     return {"steps_done": steps, "final_loss": loss.item(), "resumed_from": resumed_from, "stopped": False}
 
 

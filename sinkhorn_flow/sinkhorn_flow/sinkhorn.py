@@ -95,6 +95,10 @@ class _ImplicitSinkhorn(torch.autograd.Function):
     because rhs is orthogonal to n. The remaining gauge of (x, y) only moves mass between dlog a and dlog b;
     we fix it as the unrolled iteration's limit does: that limit ignores a common shift of log b
     (it rescales b to the mass of a), so sum_j b_j y_j = 0.
+
+    Limitation: if a mask splits the coupling into independent blocks, H has one null vector per block and
+    the gradients wrt log a / log b are then fixed only up to a shift within each block (the gradient wrt
+    the scores stays exact). Use backward="unrolled" when log-marginal gradients under such masks matter.
     """
 
     @staticmethod

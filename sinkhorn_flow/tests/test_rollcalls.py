@@ -99,3 +99,7 @@ def test_real_rada_monthly_kmeans():
     assert info["n_windows"] == 13 and len(trans) == 12  # Aug 2019 - Sep 2020, Aug 2020 merged (15 votes)
     stay = np.trace(info["flows"], axis1=1, axis2=2)
     assert 0.4 < stay.min() and stay.max() < 0.95  # the flows are far from trivial (spec: 0.49-0.85)
+    from sinkhorn_flow.pipeline import split
+
+    tr, te = split(trans, 0.66)  # configs/data/rada.yaml: the README's 8 train / 4 test months
+    assert (len(tr), len(te)) == (8, 4)
