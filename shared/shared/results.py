@@ -149,7 +149,7 @@ class Agg:
     n: int
 
     def fmt(self, digits: int = 4) -> str:
-        if self.n == 1:
+        if self.n == 1 or not np.isfinite(self.mean):
             return f"{self.mean:.{digits}g} (n=1)"
         return f"{self.mean:.{digits}g} ± {self.std:.2g} (n={self.n})"
 
