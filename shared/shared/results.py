@@ -150,7 +150,7 @@ class Agg:
 
     def fmt(self, digits: int = 4) -> str:
         if self.n == 1 or not np.isfinite(self.mean):
-            return f"{self.mean:.{digits}g} (n=1)"
+            return f"{self.mean:.{digits}g} (n={self.n})"
         return f"{self.mean:.{digits}g} ± {self.std:.2g} (n={self.n})"
 
 
