@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+
 from shared.logging import git_sha, package_versions, read_metrics_jsonl, start_run
 
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 import yaml
-from shared.logging import start_run
 
 from shared import results
+from shared.logging import start_run
 
 SPEC = {
     "project": {"title": "Toy", "arxiv": "0000.00000", "table": "Table 1", "mini_claim": "a < b"},

@@ -8,6 +8,7 @@ to those five columns; vote strings may be English (yes/no/abstain/did_not_vote/
 import sys
 
 import numpy as np
+
 from sinkhorn_flow.rollcalls import load_rollcall_csv
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+
 from shared.device import get_device, limit_threads, seed_everything
 from shared.logging import start_run
-
 from sinkhorn_flow import baselines
 from sinkhorn_flow.data import Transitions, drifting_blobs
 from sinkhorn_flow.fit import evaluate, evaluate_model, predict, train_model

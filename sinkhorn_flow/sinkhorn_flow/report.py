@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from shared.results import aggregate, find_runs
 
 ORDER = ["sinkhorn", "sinkhorn_predicted", "softmax_b", "softmax", "fixed_ot", "persistence", "independent", "emd"]

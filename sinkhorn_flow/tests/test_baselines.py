@@ -5,9 +5,9 @@ import numpy as np
 import ot
 import torch
 from conftest import random_problem
-from sinkhorn_flow.data import drifting_blobs
 
 from sinkhorn_flow import baselines
+from sinkhorn_flow.data import drifting_blobs
 
 
 def test_independent_is_outer_product():

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+
 from sinkhorn_flow.data import drifting_blobs, flows_from_memberships, make_transitions, row_normalise
 
 

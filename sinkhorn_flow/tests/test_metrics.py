@@ -2,6 +2,7 @@
 import math
 
 import torch
+
 from sinkhorn_flow.metrics import cross_entropy, flow_metrics
 
 

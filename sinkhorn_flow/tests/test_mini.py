@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from shared.results import summarize
 
 PROJECT = Path(__file__).resolve().parents[1]

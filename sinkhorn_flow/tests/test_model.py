@@ -1,6 +1,7 @@
 """Models: softmax identity of n_iters=0, gradients reach the network, predicted marginals, GRU, training."""
 import pytest
 import torch
+
 from sinkhorn_flow.data import drifting_blobs
 from sinkhorn_flow.fit import evaluate_model, train_model
 from sinkhorn_flow.metrics import cross_entropy, flow_metrics

@@ -13,6 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
+
 from sinkhorn_flow.pipeline import evaluate_run, run
 
 PROJECT = Path(__file__).resolve().parents[1]

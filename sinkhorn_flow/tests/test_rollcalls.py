@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from sinkhorn_flow.rollcalls import (
     communities_in_window,
     flows_from_rollcalls,

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+
 from shared.logging import start_run
 
 
