@@ -115,3 +115,20 @@ def test_sparsegpt_reconstructs_better_than_its_mask_alone(pattern, s):
     masked_only = torch.where(mask, torch.zeros_like(w), w)
     err = lambda v: ((x @ (v - w).T) ** 2).sum()  # noqa: E731
     assert err(new_w) < 0.5 * err(masked_only)  # the OBS update repairs the layer output
+
+
+def test_is_24():
+    from wanda.export import is_24
+
+    w = torch.tensor([[0.0, 1.0, 0.0, 2.0, 3.0, 0.0, 0.0, 1.0]])
+    assert is_24(w) and not is_24(torch.ones(1, 8)) and not is_24(torch.zeros(1, 6))
+
+
+def test_per_row_equals_the_reference_stable_sort_on_tie_heavy_scores():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        s = torch.randint(0, 5, (7, 33), generator=g).float()  # many ties
+        for sp in (0.1, 0.5, 0.77):
+            k = int(33 * sp)
+            ref = torch.zeros_like(s, dtype=torch.bool).scatter_(1, torch.sort(s, dim=1, stable=True)[1][:, :k], True)
+            assert torch.equal(mask_per_row(s, sp), ref)

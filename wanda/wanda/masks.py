@@ -52,13 +52,20 @@ def parse_pattern(pattern: str, sparsity: float) -> tuple[int, int]:
 
 
 def mask_per_row(score: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Prune exactly int(C_in * s) weights in every row: the lowest scores, stable-sorted (ties by column)."""
+    """Prune exactly int(C_in * s) weights in every row: the lowest scores, stable-sorted (ties by column).
+
+    Same mask as the reference's ``torch.sort(stable=True)[:, :k]`` but about twice as fast: the k-th
+    smallest value per row (kthvalue) splits each row into "below" (all pruned) and "tied" (the first ones
+    by column index pruned until k, which is exactly where a stable sort puts them).
+    """
     k = int(score.shape[1] * sparsity)
-    mask = torch.zeros_like(score, dtype=torch.bool)
-    if k > 0:
-        idx = torch.sort(score, dim=1, stable=True)[1][:, :k]
-        mask.scatter_(1, idx, True)
-    return mask
+    if k == 0:
+        return torch.zeros_like(score, dtype=torch.bool)
+    kth = torch.kthvalue(score, k, dim=1, keepdim=True).values
+    below = score < kth
+    tied = score == kth
+    need = k - below.sum(1, keepdim=True)
+    return below | (tied & (torch.cumsum(tied, dim=1) <= need))
 
 
 def mask_per_layer(score: torch.Tensor, sparsity: float) -> torch.Tensor:
