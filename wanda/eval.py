@@ -1,4 +1,7 @@
-"""Evaluate a saved (pruned) model: python eval.py model_path=<run_dir>/pruned [seqlen=4096] [zero_shot=true]."""
+"""Evaluate a saved (pruned) model.
+
+python eval.py model_path=<run_dir>/pruned [data=wikitext2 seqlen=4096 dtype=float16]
+"""
 import json
 
 import hydra

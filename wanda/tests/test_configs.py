@@ -33,9 +33,14 @@ def test_experiments_compose(experiment, launcher):
         assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
 
 
-def test_slurm_gpus_follow_the_model():
-    assert _compose(["+experiment=table3", "model=llama_65b", "+launcher=slurm"]).hydra.launcher.gpus_per_node == 4
+def test_slurm_gpu_requests():
+    # one-shot sweep over all models: one request for the array, sized for the largest model
+    assert _compose(["+experiment=table3", "+launcher=slurm"]).hydra.launcher.gpus_per_node == 4
+    # per-model submission (make paper): the model's own count
+    cfg = _compose(["+experiment=table3", "model=llama2_7b", "resources.gpus_per_node=1", "+launcher=slurm"])
+    assert cfg.hydra.launcher.gpus_per_node == 1
     assert _compose(["+experiment=table3_llama2_7b", "+launcher=slurm"]).hydra.launcher.gpus_per_node == 1
+    assert _compose(["model=llama_65b", "+launcher=slurm"]).hydra.launcher.gpus_per_node == 4
 
 
 def test_llama2_uses_4096_and_llama1_2048():

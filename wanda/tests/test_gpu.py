@@ -54,4 +54,4 @@ def test_semi_structured_24_kernel():
     r = linear_speedup(w, tokens=8192)
     print(f"\n2:4 linear 4096x4096 fp16, 8192 tokens: dense {r['dense_ms']:.3f} ms, "
           f"semi-structured {r['sparse_ms']:.3f} ms, speedup {r['speedup']:.2f}x")
-    assert r["max_abs_diff"] < 0.5 and r["speedup"] > 0
+    assert r["max_abs_diff"] < 0.5  # the sparse kernel computes the same product (speed is reported, not judged)

@@ -18,10 +18,10 @@ def test_mini_claims_on_one_seed(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     out = subprocess.run([sys.executable, "train.py", "-m", "+experiment=mini", "seed=0",
                           "method=dense,wanda,magnitude,magnitude_row,wanda_layer", "setting=u50,u70,nm48,nm24",
-                          f"hydra.sweep.dir={runs}"], cwd=PROJECT, capture_output=True, text=True, timeout=1200,
+                          f"hydra.sweep.dir={runs}"], cwd=PROJECT, capture_output=True, text=True, timeout=600,
                          env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     md, claims = summarize(PROJECT, "mini", runs_root=runs, out=tmp_path / "mini.md")
     judged = [c for c in claims if c["status"] != "missing"]
-    assert len(judged) >= 9, md  # N:M (2), metric vs metric at 50/70% (4), pruned > dense (2), ...
+    assert len(judged) == 8, md  # N:M (2), metric vs metric at 50/70% per row and per layer (4), pruned > dense (2)
     assert all(c["status"] == "held" for c in judged), md

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from wanda import perplexity, prune
+from wanda.masks import mask_per_row
 from wanda.models import load_model
 from wanda.prune import capture_block_inputs, find_blocks, find_linears, owl_sparsities
 
@@ -72,14 +73,38 @@ def test_wanda_and_magnitude_disagree_and_batch_size_does_not_matter(saved_llama
     assert (masks["wanda1"] != masks["mag"]).float().mean() > 0.01  # loud channels change the ranking
 
 
-def test_later_blocks_see_pruned_inputs(saved_llama, calib):
-    """Block 1's statistics come from the PRUNED block 0: capture them the same way and compare."""
+def test_block_1_statistics_come_from_pruned_block_0_and_dense_block_1(saved_llama, calib):
+    """Pitfall (b): block 1's masks must use inputs produced by the PRUNED block 0, and the dense block 1.
+
+    Oracle: a dense model whose block 0 is replaced by the pruned one; hooks on its (dense) block 1."""
     model = load_model(str(saved_llama), dtype="float32")
     prune(model, calib, method="wanda", sparsity=0.5, progress=False)
-    dense = load_model(str(saved_llama), dtype="float32")
-    inps_pruned, _ = capture_block_inputs(model, model.model.layers, calib, 16)
-    inps_dense, _ = capture_block_inputs(dense, dense.model.layers, calib, 16)
-    assert torch.equal(inps_pruned[0], inps_dense[0])  # embeddings are untouched
+    ref = load_model(str(saved_llama), dtype="float32")
+    ref.model.layers[0].load_state_dict(model.model.layers[0].state_dict())
+    sq = {}
+    lins = find_linears(ref.model.layers[1])
+
+    def hook(mod, args, out, n):
+        x = args[0].reshape(-1, args[0].shape[-1])
+        sq[n] = sq.get(n, 0) + (x * x).sum(0)
+
+    hooks = [lin.register_forward_hook(lambda m, a, o, n=n: hook(m, a, o, n)) for n, lin in lins.items()]
+    with torch.no_grad():
+        ref(calib)
+    for h in hooks:
+        h.remove()
+    dense_inputs = load_model(str(saved_llama), dtype="float32")  # the wrong oracle: dense block 0
+    for n, lin in lins.items():
+        expected = mask_per_row(lin.weight.abs() * sq[n].sqrt(), 0.5)
+        got = find_linears(model.model.layers[1])[n].weight == 0
+        assert (got != expected).float().mean() < 1e-3, n  # fp summation order only
+    # and the statistics really differ from those of dense inputs (else this test could not fail)
+    inps_pruned, kws = capture_block_inputs(ref, ref.model.layers, calib, 16)
+    inps_dense, _ = capture_block_inputs(dense_inputs, dense_inputs.model.layers, calib, 16)
+    out_p = ref.model.layers[0](inps_pruned[0], **kws[0])
+    out_d = dense_inputs.model.layers[0](inps_dense[0], **kws[0])
+    out_p, out_d = (o[0] if isinstance(o, tuple) else o for o in (out_p, out_d))
+    assert not torch.allclose(out_p, out_d, atol=1e-3)
 
 
 def test_save_and_reload_prunes_identically(saved_llama, calib, tmp_path):
@@ -107,8 +132,11 @@ def test_perplexity_equals_a_hand_loop(saved_llama):
 
 def test_owl_sparsities_average_to_the_target(saved_llama, calib):
     model = load_model(str(saved_llama), dtype="float32")
-    s = owl_sparsities(model, calib, 0.7, outlier_m=2.0, lam=0.08)
+    s, ratios = owl_sparsities(model, calib, 0.7, outlier_m=2.0, lam=0.08, return_ratios=True)
     assert len(s) == 2 and abs(sum(s) / 2 - 0.7) < 1e-9 and max(s) - min(s) <= 0.16 + 1e-9
+    assert ratios[0] != ratios[1]
+    # the block with more outliers keeps more weights (OWL's point), by the full 2 lambda spread
+    assert (s[0] < s[1]) == (ratios[0] > ratios[1]) and abs(abs(s[0] - s[1]) - 0.16) < 1e-9
     report = prune(model, calib, method="wanda", sparsity=s, progress=False)
     for i in range(2):  # per row int(C_in * s) weights: at most one weight per row (1/64) below the target
         assert s[i] - 1 / 64 <= report[f"block.{i}"] <= s[i]

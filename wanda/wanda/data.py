@@ -90,7 +90,9 @@ def _load_c4(path: str | None) -> list[str]:
 def wikitext2_test(tokenizer, path: str | None = None) -> torch.Tensor:
     """WikiText-2-raw-v1 test split, texts joined with "\\n\\n" and tokenized once (the paper's protocol).
 
-    ``path``: a local text file holding the raw test split (e.g. wiki.test.raw); else the hub's ``wikitext``.
+    ``path``: a local text file holding exactly ``"\n\n".join(rows)`` of the hub split (write it once with
+    ``datasets``); a raw ``wiki.test.raw`` from elsewhere differs in newlines and gives other perplexities.
+    Else the hub's ``wikitext``.
     """
     if path is not None:
         p = Path(path).expanduser()

@@ -97,7 +97,7 @@ def run(cfg: DictConfig) -> float:
             if tok is not None:
                 tok.save_pretrained(run_dir / "pruned")
         rec.finish(summary)
-    return float(summary["test/ppl"])
+    return float(summary[cfg.optimized_metric])
 
 
 def evaluate_saved(cfg: DictConfig) -> dict:

@@ -166,13 +166,13 @@ def _block_sparsities(sparsity: float | list[float], n_blocks: int) -> list[floa
 @torch.no_grad()
 def owl_sparsities(model: nn.Module, calib: torch.Tensor, sparsity: float, outlier_m: float = 5.0,
                    lam: float = 0.08, batch_size: int = 1, offload: bool = False,
-                   blocks: str | None = None) -> list[float]:
+                   blocks: str | None = None, return_ratios: bool = False):
     """OWL (Yin et al. 2023, "Outlier Weighed Layerwise sparsity"): non-uniform per-block sparsity.
 
     On the dense model, block l's outlier ratio D_l is the share of Wanda scores (of all its linears) above
     ``outlier_m`` x their mean. The D_l are mapped linearly onto [0, 2 lam], re-centred so that their mean is
     the target keep ratio 1 - s; block l keeps D'_l of its weights (sparsity 1 - D'_l): blocks with more
-    outliers are pruned less, and the mean sparsity stays s.
+    outliers are pruned less, and the mean sparsity stays s. ``return_ratios`` also returns the D_l.
     """
     _, mlist = _resolve_blocks(model, blocks)
     device = next(model.parameters()).device
@@ -193,7 +193,8 @@ def owl_sparsities(model: nn.Module, calib: torch.Tensor, sparsity: float, outli
     spread = r.max() - r.min()
     keep = (r - r.min()) / spread * (2 * lam) if spread > 0 else torch.zeros_like(r)
     keep = keep - keep.mean() + (1 - sparsity)
-    return (1 - keep).clamp(0.0, 0.99).tolist()
+    out = (1 - keep).clamp(0.0, 0.99).tolist()
+    return (out, ratios) if return_ratios else out
 
 
 def _resolve_blocks(model, blocks: str | None):
@@ -230,6 +231,10 @@ def prune(model: nn.Module, calib: torch.Tensor | None, method: str = "wanda",
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r}: use one of {METHODS}")
+    if any(p.is_meta for p in model.parameters()):
+        raise RuntimeError("some weights are on the 'meta' device (device_map=auto offloaded them for lack of "
+                           "GPU memory): pruning them would silently do nothing. Give the job more GPUs "
+                           "(resources.gpus_per_node / model.gpus) or a smaller model")
     group = group or ("layer" if method == "magnitude" else "row")
     _, mlist = _resolve_blocks(model, blocks)
     per_block = _block_sparsities(sparsity, len(mlist))
