@@ -138,3 +138,12 @@ def test_paste_into_readme(tmp_path):
     bad.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         results.paste_into_readme(bad, "x")
+
+
+def test_undocumented_keys_and_compose(tmp_path):
+    from shared.testing import compose, undocumented_keys
+
+    (tmp_path / "train.yaml").write_text("a: 1  # documented\nb: 2\nhydra:\n  run:\n    dir: x\nc:\n  d: 3\n")
+    assert undocumented_keys(tmp_path) == ["train.yaml: b: 2", "train.yaml: d: 3"]
+    cfg = compose(tmp_path, ["a=5"])
+    assert cfg.a == 5 and "hydra" not in cfg

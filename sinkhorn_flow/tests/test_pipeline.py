@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from shared.testing import compose
 from sinkhorn_flow.pipeline import evaluate_run, run
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -21,9 +20,7 @@ TINY = ["data.n_agents=120", "data.n_steps=21", "data.n_communities=4", "train.s
 
 
 def cfg_for(*overrides, name="train"):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(PROJECT / "configs"), version_base="1.3"):
-        return compose(name, overrides=list(overrides))
+    return compose(PROJECT / "configs", overrides, name)
 
 
 def metrics(run_dir):

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
+from shared.testing import compose
 from wanda.pipeline import evaluate_saved, run
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -26,9 +25,7 @@ def tiny(cache, *extra):
 
 
 def cfg_for(*overrides, name="train"):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(PROJECT / "configs"), version_base="1.3"):
-        return compose(name, overrides=list(overrides))
+    return compose(PROJECT / "configs", overrides, name)
 
 
 def metrics(run_dir):
