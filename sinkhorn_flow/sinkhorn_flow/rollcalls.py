@@ -26,16 +26,22 @@ COMMUNITY_METHODS = ("kmeans", "spectral", "louvain", "factions")
 NOT_LISTED, ABSENT, OTHER = -9, 3, 4
 RADA_HELP = (
     "The Rada 9th-convocation roll calls ship beside a papers-repro checkout, in <checkout>/../shared/data/rada9.npz "
-    "(arrays V, F, ts, mps, facs; see that folder's README). Point data.path at it, or build an npz of the "
-    "same arrays from the parliament's open-data export with scripts/rollcall_csv_to_npz.py."
+    "(arrays V, F, ts, mps, facs; see that folder's README). Point data.path at it, or at the parliament's "
+    "own export plenary_vote_results-skl<N>.tsv from https://data.rada.gov.ua/ogd/zal/ppz/skl<N>/ (any "
+    "convocation), or at a long CSV (vote_id, timestamp, deputy, faction, vote)."
 )
 
 
 def load_rollcalls(path: str | Path) -> dict[str, np.ndarray]:
-    """Load a roll-call npz (V, F, ts, mps, facs); a clear error says where to get it when it is missing."""
+    """Load roll calls as arrays (V, F, ts, mps, facs) from an npz, the Rada's open-data export (.tsv, see
+    ``load_rada_opendata``) or a long CSV (``load_rollcall_csv``); a missing file says where to get it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"roll-call data not found at {path.resolve()}. {RADA_HELP}")
+    if path.suffix == ".tsv":
+        return load_rada_opendata(path)
+    if path.suffix == ".csv":
+        return load_rollcall_csv(path)
     with np.load(path, allow_pickle=False) as z:
         missing = {"V", "ts"} - set(z.files)
         if missing:
@@ -78,6 +84,66 @@ def load_rollcall_csv(path: str | Path) -> dict[str, np.ndarray]:
         ts[t] = float(stamp) if stamp.replace(".", "", 1).isdigit() else dt.datetime.fromisoformat(stamp).timestamp()
     order = np.argsort(ts, kind="stable")
     return {"V": V[order], "F": F[order], "ts": ts[order], "mps": mps, "facs": facs}
+
+
+# The Rada's open-data roll-call export (data.rada.gov.ua, "plenary_vote_results-skl<N>.tsv" under
+# ogd/zal/ppz/skl<N>/): one row per roll call with date_agenda, id_event, ... and a "results" column
+# "deputy_id:faction_id:vote_code|..." with 1 = yes (За), 2 = no, 3 = abstain, 4 = did not vote, 0 = absent.
+RADA_TSV_CODES = {"1": 1, "2": -1, "3": 0, "4": 2, "0": ABSENT}
+
+
+def _parse_day(s: str) -> float:
+    s = s.strip()
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return dt.datetime.strptime(s[:19], fmt).replace(tzinfo=dt.UTC).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(f"unrecognised date {s!r} in the roll-call export")
+
+
+def load_rada_opendata(path: str | Path) -> dict[str, np.ndarray]:
+    """The Verkhovna Rada's own open-data roll-call export (``plenary_vote_results-skl9.tsv`` of
+    data.rada.gov.ua/ogd/zal/ppz/skl9/; download it yourself) -> the npz arrays (V, F, ts, mps, facs).
+
+    Columns are read by header name (``date_agenda``, ``id_event``, ``results``); ``mps`` and ``facs`` hold the
+    portal's deputy and faction ids (names are in its plenary_deputies-skl9.json). Roll calls are ordered by
+    (date, id_event); ``ts`` is the date at 00:00 UTC plus one second per earlier roll call of that day.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: download plenary_vote_results-skl<N>.tsv from "
+                                "https://data.rada.gov.ua/ogd/zal/ppz/skl<N>/ and pass its path")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    need = {"date_agenda", "id_event", "results"}
+    if not rows or need - set(rows[0]):
+        raise ValueError(f"{path}: expected the Rada export's columns {sorted(need)}, found "
+                         f"{sorted(rows[0]) if rows else 'no rows'}")
+    rows = [r for r in rows if r["results"] and r["results"].strip()]
+    events = []
+    for r in rows:
+        triples = [e.split(":") for e in r["results"].strip().split("|") if e.count(":") == 2]
+        events.append((_parse_day(r["date_agenda"]), int(r["id_event"]), triples))
+    events.sort(key=lambda e: (e[0], e[1]))
+    mps = np.array(sorted({d for _, _, tr in events for d, _, _ in tr}, key=lambda x: (len(x), x)))
+    facs = np.array(sorted({f for _, _, tr in events for _, f, _ in tr}, key=lambda x: (len(x), x)))
+    mi, fi = {m: i for i, m in enumerate(mps)}, {f: i for i, f in enumerate(facs)}
+    V = np.full((len(events), len(mps)), NOT_LISTED, np.int8)
+    F = np.full(V.shape, -1, np.int8)
+    for t, (_, _, triples) in enumerate(events):
+        if not triples:
+            continue
+        d, f, c = zip(*triples)
+        cols = np.fromiter((mi[x] for x in d), dtype=np.int64)
+        V[t, cols] = [RADA_TSV_CODES.get(x, OTHER) for x in c]
+        F[t, cols] = [fi[x] for x in f]
+    days = np.array([e[0] for e in events])
+    first = np.searchsorted(days, days, side="left")  # events are sorted: index of the day's first event
+    ts = days + (np.arange(len(days)) - first)  # the day, plus one second per earlier roll call that day
+    return {"V": V, "F": F, "ts": ts, "mps": mps, "facs": facs}
 
 
 def monthly_windows(ts: np.ndarray, min_votes: int = 50) -> np.ndarray:

@@ -104,3 +104,31 @@ def test_real_rada_monthly_kmeans():
 
     tr, te = split(trans, 0.66)  # configs/data/rada.yaml: the README's 8 train / 4 test months
     assert (len(tr), len(te)) == (8, 4)
+
+
+def test_rada_opendata_tsv(tmp_path):
+    """The Rada's own export: results "deputy:faction:code|...", codes 1 yes 2 no 3 abstain 4 not voting 0 absent."""
+    from sinkhorn_flow.rollcalls import load_rada_opendata
+
+    head = "\t".join(["date_agenda", "id_question", "id_event", "for", "against", "abstain", "not_voting", "total",
+                      "presence", "absent", "results", "voting_result"])
+    rows = [("2020-02-03", "12", "101:7:1|102:7:2|205:9:0"),   # listed out of order: sorted by date, event
+            ("2020-02-03", "11", "101:7:3|102:7:4|205:9:1"),
+            ("2020-01-15", "5", "101:7:1|205:8:1")]              # 102 not listed; 205 changes faction
+    text = head + "\n" + "\n".join(f"{d}\t1\t{e}\t0\t0\t0\t0\t0\t0\t0\t{r}\t1" for d, e, r in rows) + "\n"
+    (tmp_path / "votes.tsv").write_text(text)
+    out = load_rada_opendata(tmp_path / "votes.tsv")
+    assert list(out["mps"]) == ["101", "102", "205"] and list(out["facs"]) == ["7", "8", "9"]
+    assert out["V"].tolist() == [[1, -9, 1], [0, 2, 1], [1, -1, 3]]
+    assert out["F"].tolist() == [[0, -1, 1], [0, 0, 2], [0, 0, 2]]
+    assert out["ts"][0] < out["ts"][1] < out["ts"][2] and out["ts"][2] - out["ts"][1] == 1.0
+    with pytest.raises(ValueError, match="columns"):
+        (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
+        load_rada_opendata(tmp_path / "bad.tsv")
+
+
+def test_load_rollcalls_dispatches_on_suffix(tmp_path):
+    from sinkhorn_flow.rollcalls import load_rollcalls
+
+    (tmp_path / "v.tsv").write_text("date_agenda\tid_event\tresults\n2020-01-02\t1\t1:1:1|2:1:0\n")
+    assert load_rollcalls(tmp_path / "v.tsv")["V"].tolist() == [[1, 3]]
