@@ -42,6 +42,21 @@ def test_three_methods_on_cuda_bf16(pattern):
           + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
 
 
+def test_export_whole_model_to_semi_structured():
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 8:
+        pytest.skip("2:4 sparse tensor cores need an Ampere-or-newer GPU")
+    from wanda.export import to_semi_structured
+
+    model = cuda_llama().half()
+    calib = torch.randint(0, 1000, (16, 512), generator=torch.Generator().manual_seed(0))
+    test = torch.randint(0, 1000, (4 * 512,), generator=torch.Generator().manual_seed(1))
+    prune(model, calib, method="wanda", sparsity=0.5, pattern="2:4", batch_size=8, progress=False)
+    before = perplexity(model, test, 512, batch_size=4)
+    assert to_semi_structured(model) == 4 * 7
+    after = perplexity(model, test, 512, batch_size=4)
+    assert abs(after - before) / before < 1e-2  # same model, another kernel
+
+
 def test_semi_structured_24_kernel():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA")

@@ -99,6 +99,14 @@ def test_clear_errors(tmp_path, cache):
         run(cfg_for("data=c4_wikitext", f"run_dir={tmp_path / 'c'}", *tiny(cache)))
 
 
+def test_semi_structured_export_refuses_what_cannot_speed_up(tmp_path, cache):
+    with pytest.raises(ValueError, match="only 2:4"):
+        run(cfg_for("export_semi_structured=true", f"run_dir={tmp_path / 'a'}", *tiny(cache)))
+    with pytest.raises(ValueError, match="CUDA"):
+        run(cfg_for("export_semi_structured=true", "setting=nm24", "device=cpu", f"run_dir={tmp_path / 'b'}",
+                    *tiny(cache)))
+
+
 def test_c4_loader_error_names_the_fix(tmp_path):
     from wanda.data import c4_calibration
 

@@ -52,6 +52,20 @@ def build(cfg: DictConfig, device: torch.device):
     return model, tok, calib, test_ids, seqlen
 
 
+def export_24(model, pattern: str, test_ids, seqlen: int, batch_size: int) -> dict:
+    """Convert 2:4-pruned linears to semi-structured sparse tensors and re-measure perplexity (CUDA only)."""
+    from wanda.export import to_semi_structured
+
+    if pattern != "2:4":
+        raise ValueError(f"export_semi_structured needs setting.pattern='2:4' (got {pattern!r}): only 2:4 maps "
+                         "onto sparse tensor cores; unstructured and 4:8 sparsity give no speedup")
+    if next(model.parameters()).device.type != "cuda":
+        raise ValueError("export_semi_structured needs a CUDA GPU (device=cuda) and fp16/bf16 weights")
+    n = to_semi_structured(model)
+    return {"export/semi_structured_linears": n,
+            "test/ppl_semi_structured": perplexity(model, test_ids, seqlen, batch_size)}
+
+
 def run(cfg: DictConfig) -> float:
     """One row of a table: prune ``cfg.model`` with ``cfg.method`` at ``cfg.setting``; returns test/ppl."""
     limit_threads()
@@ -87,6 +101,8 @@ def run(cfg: DictConfig) -> float:
         (run_dir / "sparsity.json").write_text(json.dumps(report, indent=2))
         summary["test/ppl"] = perplexity(model, test_ids, seqlen, cfg.eval_batch_size, cfg.progress)
         rec.log({"test/ppl": summary["test/ppl"], "achieved/sparsity": report["overall"]}, step=0)
+        if cfg.export_semi_structured:
+            summary.update(export_24(model, setting.pattern, test_ids, seqlen, cfg.eval_batch_size))
         if cfg.zero_shot.enabled:
             if tok is None:
                 raise ValueError("zero_shot needs a tokenizer: use a hub model (model.kind=hf)")
