@@ -271,14 +271,14 @@ def render_markdown(spec: dict, agg: dict, claims: list[dict], scale: str, comma
 
 
 def summarize(project_dir: str | Path, scale: str = "mini", runs_root: str | Path | None = None,
-              out: str | Path | None = None, command: str = "") -> tuple[str, list[dict]]:
+              out: str | Path | None = None, command: str = "", claims: bool = True) -> tuple[str, list[dict]]:
     """Read paper.yaml and the runs, write ``results/<scale>.md``, return (markdown, claims)."""
     project_dir = Path(project_dir)
     spec = load_paper_yaml(project_dir / "results" / "paper.yaml")
     runs_root = Path(runs_root) if runs_root else project_dir / "outputs" / scale
     runs = find_runs(runs_root, scale) if runs_root.exists() else []
     agg = aggregate(runs, spec["keys"], sorted(set(spec["metrics"]) | {c["metric"] for c in spec["claims"]}))
-    claims = check_claims(spec, agg, scale)
+    claims = check_claims(spec, agg, scale) if claims else []
     md = render_markdown(spec, agg, claims, scale, command)
     out = Path(out) if out else project_dir / "results" / f"{'full' if scale == 'paper' else scale}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -309,11 +309,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="markdown file to write (default <project>/results/<scale>.md)")
     p.add_argument("--command", default="", help="the command that reproduces these runs, printed in the table")
     p.add_argument("--check", action="store_true", help="exit 1 when a claim is broken or missing")
+    p.add_argument("--no-claims", action="store_true",
+                   help="render the table only (runs outside the claims' rows, e.g. an exploratory setting)")
     p.add_argument("--readme", default=None,
                    help="also paste the table into this README between its results:begin/end markers")
     a = p.parse_args(argv)
     try:
-        md, claims = summarize(a.project_dir, a.scale, a.runs, a.out, a.command)
+        md, claims = summarize(a.project_dir, a.scale, a.runs, a.out, a.command, claims=not a.no_claims)
         if a.readme:
             paste_into_readme(a.readme, md)
     except (PaperYamlError, FileNotFoundError, ValueError) as e:

@@ -101,8 +101,6 @@ def run(cfg: DictConfig) -> float:
         (run_dir / "sparsity.json").write_text(json.dumps(report, indent=2))
         summary["test/ppl"] = perplexity(model, test_ids, seqlen, cfg.eval_batch_size, cfg.progress)
         rec.log({"test/ppl": summary["test/ppl"], "achieved/sparsity": report["overall"]}, step=0)
-        if cfg.export_semi_structured:
-            summary.update(export_24(model, setting.pattern, test_ids, seqlen, cfg.eval_batch_size))
         if cfg.zero_shot.enabled:
             if tok is None:
                 raise ValueError("zero_shot needs a tokenizer: use a hub model (model.kind=hf)")
@@ -112,6 +110,8 @@ def run(cfg: DictConfig) -> float:
             model.save_pretrained(run_dir / "pruned")
             if tok is not None:
                 tok.save_pretrained(run_dir / "pruned")
+        if cfg.export_semi_structured:  # after saving: the sparse tensors do not save_pretrained
+            summary.update(export_24(model, setting.pattern, test_ids, seqlen, cfg.eval_batch_size))
         rec.finish(summary)
     return float(summary[cfg.optimized_metric])
 
