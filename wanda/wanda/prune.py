@@ -236,7 +236,7 @@ def prune(model: nn.Module, calib: torch.Tensor | None, method: str = "wanda",
                            "GPU memory): pruning them would silently do nothing. Give the job more GPUs "
                            "(resources.gpus_per_node / model.gpus) or a smaller model")
     group = group or ("layer" if method == "magnitude" else "row")
-    _, mlist = _resolve_blocks(model, blocks)
+    prefix, mlist = _resolve_blocks(model, blocks)
     per_block = _block_sparsities(sparsity, len(mlist))
     for s in per_block:
         parse_pattern(pattern, s)
@@ -247,7 +247,6 @@ def prune(model: nn.Module, calib: torch.Tensor | None, method: str = "wanda",
                              f"method={method}")
         inps, kws = capture_block_inputs(model, mlist, calib, batch_size, offload)
     device = next(model.parameters()).device
-    prefix = find_blocks(model)[0] if blocks is None else blocks
     for i, block in enumerate(tqdm(mlist, desc=f"prune {method}", leave=False, disable=not progress)):
         lins = find_linears(block)
         if per_block[i] == 0:
