@@ -65,15 +65,15 @@ def _move(x, device):
 
 @contextmanager
 def _no_cache(model):
-    cfg = getattr(model, "config", None)
-    old = getattr(cfg, "use_cache", None)
-    if cfg is not None:
-        cfg.use_cache = False
+    hf_config = getattr(model, "config", None)
+    old = getattr(hf_config, "use_cache", None)
+    if hf_config is not None:
+        hf_config.use_cache = False
     try:
         yield
     finally:
-        if cfg is not None:
-            cfg.use_cache = old
+        if hf_config is not None:
+            hf_config.use_cache = old
 
 
 @torch.no_grad()
