@@ -143,6 +143,21 @@ class _Stats:
         self.tokens += x.shape[0]
 
 
+@torch.no_grad()
+def block_statistics(block: nn.Module, inps, kws, device, hessian: bool = False):
+    """Run the (dense) ``block`` over the calibration inputs with a ``_Stats`` hook on every nn.Linear;
+    returns ({name: stats}, block outputs)."""
+    lins = find_linears(block)
+    stats = {n: _Stats(lin, hessian=hessian) for n, lin in lins.items()}
+    hooks = [lin.register_forward_hook(stats[n]) for n, lin in lins.items()]
+    try:
+        outs = _run_block(block, inps, kws, device)
+    finally:
+        for h in hooks:
+            h.remove()
+    return stats, outs
+
+
 def _prune_linear(layer: nn.Linear, stats: _Stats | None, method: str, sparsity: float, pattern: str,
                   group: str, variant: bool, blocksize: int, percdamp: float) -> None:
     w = layer.weight
@@ -179,14 +194,8 @@ def owl_sparsities(model: nn.Module, calib: torch.Tensor, sparsity: float, outli
     inps, kws = capture_block_inputs(model, mlist, calib, batch_size, offload)
     ratios = []
     for block in tqdm(mlist, desc="owl", leave=False):
+        stats, inps = block_statistics(block, inps, kws, device)  # dense outputs feed the next block
         lins = find_linears(block)
-        stats = {n: _Stats(lin, hessian=False) for n, lin in lins.items()}
-        hooks = [lin.register_forward_hook(stats[n]) for n, lin in lins.items()]
-        try:
-            inps = _run_block(block, inps, kws, device)  # dense outputs feed the next block
-        finally:
-            for h in hooks:
-                h.remove()
         scores = torch.cat([wanda_score(lin.weight, stats[n].sq).flatten() for n, lin in lins.items()])
         ratios.append((scores > outlier_m * scores.mean()).float().mean().item())
     r = torch.tensor(ratios, dtype=torch.float64)
@@ -254,14 +263,8 @@ def prune(model: nn.Module, calib: torch.Tensor | None, method: str = "wanda",
                 inps = _run_block(block, inps, kws, device)
             continue
         stats = {}
-        if needs_data:
-            stats = {n: _Stats(lin, hessian=method == "sparsegpt") for n, lin in lins.items()}
-            hooks = [lin.register_forward_hook(stats[n]) for n, lin in lins.items()]
-            try:
-                _run_block(block, inps, kws, device)  # statistics of the DENSE block
-            finally:
-                for h in hooks:
-                    h.remove()
+        if needs_data:  # statistics of the DENSE block (its outputs are discarded)
+            stats, _ = block_statistics(block, inps, kws, device, hessian=method == "sparsegpt")
         for n, lin in lins.items():
             _prune_linear(lin, stats.get(n), method, per_block[i], pattern, group, variant, blocksize, percdamp)
         del stats

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from shared.results import aggregate, find_runs
-from wanda.prune import capture_block_inputs, find_blocks, find_linears
+from wanda.prune import block_statistics, capture_block_inputs, find_blocks
 
 METHOD_ORDER = ["dense", "magnitude", "magnitude_row", "wanda_layer", "wanda", "sparsegpt", "wanda_variant",
                 "wanda_owl"]
@@ -25,25 +25,13 @@ def channel_norms(model, calib: torch.Tensor, batch_size: int = 8) -> dict[str, 
     """||X_j||_2 over all calibration tokens for every linear of the dense model, grouped by linear type
     (q_proj, ..., down_proj), one array per block."""
     _, blocks = find_blocks(model)
+    device = next(model.parameters()).device
     inps, kws = capture_block_inputs(model, blocks, calib, batch_size)
     out: dict[str, list[np.ndarray]] = {}
     for block in blocks:
-        sq = {}
-        hooks = []
-        for name, lin in find_linears(block).items():
-            def hook(mod, args, output, name=name, sq=sq):
-                x = args[0].reshape(-1, args[0].shape[-1]).float()
-                sq[name] = sq.get(name, 0) + (x * x).sum(0)
-            hooks.append(lin.register_forward_hook(hook))
-        nxt = []
-        for h, kw in zip(inps, kws):
-            o = block(h, **kw)
-            nxt.append(o[0] if isinstance(o, tuple) else o)
-        for h in hooks:
-            h.remove()
-        inps = nxt
-        for name, v in sq.items():
-            out.setdefault(name.split(".")[-1], []).append(v.sqrt().numpy())
+        stats, inps = block_statistics(block, inps, kws, device)  # dense outputs feed the next block
+        for name, st in stats.items():
+            out.setdefault(name.split(".")[-1], []).append(st.sq.sqrt().cpu().numpy())
     return out
 
 
