@@ -224,7 +224,7 @@ class ToyPipeline:
         return cls(unet.to(device).eval(), te.to(device).eval(), tok, noise_scheduler()[1])
 
 
-def detect_colour(images: torch.Tensor, colour: str, tol: float = 0.5) -> torch.Tensor:
+def detect_colour(images: torch.Tensor, colour: str, tol: float = 0.3) -> torch.Tensor:
     """Pixels of ``images`` ``[B, 3, S, S]`` (in [0, 1]) within ``tol`` (per channel, [0, 1] units) of ``colour``:
     a boolean map ``[B, S, S]``. The mini's "detector"."""
     ref = (torch.tensor(PALETTE[colour], device=images.device) + 1) / 2
@@ -234,7 +234,8 @@ def detect_colour(images: torch.Tensor, colour: str, tol: float = 0.5) -> torch.
 def placement(images: torch.Tensor, colours: list[str], boxes: torch.Tensor,
               min_pixels: int = 2) -> dict[str, np.ndarray]:
     """Per requested object (image b asks for ``colours[b]`` in pixel box ``boxes[b]`` xyxy): whether the colour is
-    present (>= ``min_pixels``), whether its mass centroid lies in the box, and its IoU with the box."""
+    present (>= ``min_pixels``), whether its mass centroid lies in the box, its IoU with the box and the share of
+    its mass inside the box (0 when absent)."""
     s = images.shape[-1]
     det = torch.stack([detect_colour(images[i:i + 1], c)[0] for i, c in enumerate(colours)]).float()  # [B, S, S]
     ys = torch.arange(s).float() + 0.5
@@ -248,7 +249,8 @@ def placement(images: torch.Tensor, colours: list[str], boxes: torch.Tensor,
             & (ys[None, None, :] >= b[:, 0, None, None]) & (ys[None, None, :] < b[:, 2, None, None])).float()
     inter = (det * boxm).sum((1, 2))
     iou = inter / (det + boxm - det * boxm).sum((1, 2)).clamp_min(1)
-    return {"present": present.numpy(), "in_box": inside.numpy(), "iou": iou.numpy()}
+    mass_in = torch.where(present, inter / mass.clamp_min(1), torch.zeros_like(inter))
+    return {"present": present.numpy(), "in_box": inside.numpy(), "iou": iou.numpy(), "mass_in_box": mass_in.numpy()}
 
 
 def train_toy(out_dir: str | Path, cfg: ToyConfig | None = None, steps: int = 3000, batch_size: int = 128,
@@ -258,7 +260,7 @@ def train_toy(out_dir: str | Path, cfg: ToyConfig | None = None, steps: int = 30
 
     Data is drawn fresh every step (``sample_scenes``); captions are dropped to "" with ``caption_dropout`` so
     classifier-free guidance works. A checkpoint (model, optimiser, RNG, step) every ``ckpt_every`` steps makes
-    a killed run resume where it stopped; ``log(step, metrics)`` receives the loss.
+    a killed run resume where it stopped; ``log(step, metrics)`` receives the loss every step.
     """
     from tqdm.auto import tqdm
 
@@ -304,7 +306,7 @@ def train_toy(out_dir: str | Path, cfg: ToyConfig | None = None, steps: int = 30
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        if log is not None and (step % 50 == 0 or step == steps - 1):
+        if log is not None:
             log(step, {"train/loss": loss.item(), "train/lr": lr_at(step)})
         if (step + 1) % ckpt_every == 0 and step + 1 < steps:
             torch.save({"unet": unet.state_dict(), "text_encoder": te.state_dict(), "opt": opt.state_dict(),

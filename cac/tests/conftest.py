@@ -1,8 +1,11 @@
 """Fixtures: tiny SD / GLIGEN / SDXL pipelines saved with save_pretrained and loaded back (the users' path)."""
+import json
 import os
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
@@ -39,3 +42,48 @@ def gligen_pipe(tiny_dir):
 def sdxl_pipe(tiny_dir):
     """Tiny StableDiffusionXLPipeline (two text encoders, text_time added conditions)."""
     return _pipe(tiny_dir, "sdxl")
+
+
+def _make_coco(root, n=3):
+    """A COCO-format folder with ``n`` images, 2 captions each, boxes of every kind the loader filters."""
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "val2017").mkdir(exist_ok=True)
+    images, caps, inst = [], [], []
+    for i in range(1, n + 1):
+        images.append({"id": i, "file_name": f"{i:012d}.jpg", "width": 64, "height": 32})
+        Image.fromarray(np.full((32, 64, 3), 40 * i, dtype=np.uint8)).save(root / "val2017" / f"{i:012d}.jpg")
+        caps += [{"id": 10 * i + k, "image_id": i, "caption": f"caption {k} of image {i} "} for k in range(2)]
+        inst += [{"id": 100 * i, "image_id": i, "category_id": 18, "bbox": [0, 0, 32, 16], "iscrowd": 0},
+                 {"id": 100 * i + 1, "image_id": i, "category_id": 1, "bbox": [40, 8, 16, 16], "iscrowd": 0},
+                 {"id": 100 * i + 2, "image_id": i, "category_id": 1, "bbox": [0, 0, 2, 2], "iscrowd": 0},
+                 {"id": 100 * i + 3, "image_id": i, "category_id": 1, "bbox": [0, 0, 60, 30], "iscrowd": 1}]
+    cats = [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}]
+    (root / "annotations" / "captions_val2017.json").write_text(json.dumps({"images": images, "annotations": caps}))
+    (root / "annotations" / "instances_val2017.json").write_text(
+        json.dumps({"images": images, "annotations": inst, "categories": cats}))
+    return root
+
+
+def _make_cityscapes(root):
+    """A Cityscapes-format folder with one labelIds map (sky, road, car, one person pixel, unlabeled)."""
+    d = root / "gtFine" / "val" / "munster"
+    d.mkdir(parents=True, exist_ok=True)
+    lab = np.zeros((16, 32), dtype=np.uint8)  # labelId 0 = unlabeled -> 255
+    lab[:8] = 23  # sky -> trainId 10
+    lab[8:, :16] = 7  # road -> 0
+    lab[8:, 16:] = 26  # car -> 13
+    lab[0, 0] = 24  # one person pixel: under min_area
+    Image.fromarray(lab).save(d / "munster_000000_000019_gtFine_labelIds.png")
+    return root
+
+
+@pytest.fixture
+def make_coco():
+    """Factory: make_coco(root, n=3) -> root."""
+    return _make_coco
+
+
+@pytest.fixture
+def make_cityscapes():
+    """Factory: make_cityscapes(root) -> root."""
+    return _make_cityscapes

@@ -1,0 +1,131 @@
+"""Evaluation metrics on tiny inputs, against closed forms, torchmetrics and hand-computed cases."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cac import metrics as M
+
+
+def test_box_iou_and_hits_by_hand():
+    iou = M.box_iou([[0, 0, 2, 2]], [[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]])
+    np.testing.assert_allclose(iou, [[1 / 7, 1.0, 0.0]])
+    hit, best = M.box_hits(np.array([[0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1]]), ["cat", "dog"],
+                           np.array([[0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]]), ["dog", "cat"])
+    assert hit.tolist() == [False, True] and best[0] == 0.0  # the dog box is right but labelled cat
+    hit, best = M.box_hits(np.zeros((0, 4)), [], np.array([[0, 0, 1, 1]]), ["dog"])
+    assert hit.tolist() == [False]
+
+
+def test_position_uses_best_detection_centre():
+    present, placed = M.position_correct(np.array([[0.6, 0, 1, 1], [0, 0, 0.4, 1]]), ["apple", "apple"],
+                                         np.array([[0, 0, 0.5, 1], [0.5, 0, 1, 1]]), ["apple", "bowl"])
+    assert present.tolist() == [True, False] and placed.tolist() == [False, False]
+
+
+def test_miou_by_hand():
+    target = np.array([[0, 0, 1, 255]])
+    pred = np.array([[0, 1, 1, 0]])
+    conf = M.confusion_matrix(pred, target, n_classes=2)
+    assert conf.tolist() == [[1, 1], [0, 1]]
+    miou, per = M.mean_iou(conf)
+    np.testing.assert_allclose(per, [0.5, 0.5])
+    assert miou == 0.5
+
+
+def test_frechet_distance_closed_form_for_gaussians():
+    """Commuting covariances: FD = |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2."""
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 1.0])
+    fd = M.frechet_distance(np.zeros(3), np.diag(a), np.ones(3), np.diag(b))
+    assert fd == pytest.approx(3 + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum(), rel=1e-9)
+
+
+class _Flatten(torch.nn.Module):
+    """A stand-in feature network for torchmetrics: uint8 images -> 8 features."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(3 * 4 * 4, 8)
+        self.num_features = 8
+
+    def forward(self, x):
+        return self.proj(x.float().flatten(1) / 255)
+
+
+def test_fid_and_kid_match_torchmetrics():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randint(0, 256, (40, 3, 4, 4), generator=g, dtype=torch.uint8)
+    fake = torch.randint(0, 200, (40, 3, 4, 4), generator=g, dtype=torch.uint8)
+    net = _Flatten()
+    with torch.no_grad():
+        fr, ff = net(real).double().numpy(), net(fake).double().numpy()
+    fid = FrechetInceptionDistance(feature=net)
+    fid.update(real, real=True)
+    fid.update(fake, real=False)
+    assert M.fid_from_features(fr, ff) == pytest.approx(float(fid.compute()), rel=1e-4)
+    kid = KernelInceptionDistance(feature=net, subsets=1, subset_size=40)
+    kid.update(real, real=True)
+    kid.update(fake, real=False)
+    ours, _ = M.kid_from_features(fr, ff, subsets=1, subset_size=40)
+    assert ours == pytest.approx(float(kid.compute()[0]), rel=1e-4, abs=1e-7)
+
+
+@pytest.fixture(scope="module")
+def clip_scorer(tmp_path_factory):
+    import json
+
+    import open_clip
+
+    cfg = {"embed_dim": 16,
+           "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    d = tmp_path_factory.mktemp("oc")
+    (d / "tiny-clip.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(d)
+    torch.manual_seed(0)
+    model, _, pre = open_clip.create_model_and_transforms("tiny-clip", pretrained=None)
+    return M.ClipScorer.from_parts(model, pre, open_clip.get_tokenizer("tiny-clip"))
+
+
+def test_clip_score_is_clamped_scaled_cosine(clip_scorer):
+    ims = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8)) for i in range(3)]
+    texts = ["a dog", "a cat", "a bowl"]
+    s = clip_scorer.scores(ims, texts)
+    with torch.no_grad():
+        fi = clip_scorer.model.encode_image(torch.stack([clip_scorer.preprocess(i) for i in ims]))
+        ft = clip_scorer.model.encode_text(clip_scorer.tokenizer(texts))
+    ref = (100 * torch.nn.functional.cosine_similarity(fi, ft)).clamp_min(0).numpy()
+    np.testing.assert_allclose(s, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_local_clip_scores_the_crop(clip_scorer):
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8))
+    local = clip_scorer.local_scores([im], [[[0.5, 0.0, 1.0, 0.5]]], [["a dog"]])
+    direct = clip_scorer.scores([im.crop((30, 0, 60, 20))], ["a dog"])
+    np.testing.assert_allclose(local, direct, rtol=1e-5)
+
+
+def test_owlvit_detector_on_a_tiny_model(tmp_path):
+    from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTImageProcessor, OwlViTProcessor
+
+    from cac.tokenizer import clip_tokenizer
+
+    cfg = OwlViTConfig(
+        text_config={"vocab_size": 49408, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 16},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=32)
+    torch.manual_seed(0)
+    proc = OwlViTProcessor(image_processor=OwlViTImageProcessor(size={"height": 32, "width": 32},
+                                                                crop_size={"height": 32, "width": 32}),
+                           tokenizer=clip_tokenizer(tmp_path / "tok", model_max_length=16))
+    det = M.OwlViTDetector(threshold=0.0, processor=proc, detector=OwlViTForObjectDetection(cfg))
+    im = Image.fromarray(np.zeros((48, 64, 3), dtype=np.uint8))
+    out = det([im], [["a dog", "a cat", "a dog"]])[0]
+    assert len(out["boxes"]) == 16 and set(out["labels"]) <= {"a dog", "a cat"}  # one box per patch
+    assert (out["boxes"] >= 0).all() and (out["boxes"] <= 1).all()
+    assert (np.diff(out["scores"]) <= 0).all()
