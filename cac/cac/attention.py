@@ -159,20 +159,22 @@ class CACAttnProcessor:
                 f"CAC layer {self.name!r}: the denoiser batch is {batch_size} but the masks give {mask.shape[0]} "
                 f"(masks for {state.masks.shape[0]} samples, cfg={state.cfg}); pass one mask set per generated image"
             )
-        mask = mask.repeat_interleave(attn.heads, dim=0)  # head_to_batch_dim orders [b0h0, b0h1, ..., b1h0, ...]
+        # head_to_batch_dim orders [b0h0, b0h1, ..., b1h0, ...]: view as [B, heads, N, L] and broadcast the mask
+        # over heads (no heads-fold copy of it).
+        mask = mask[:, None]
         dtype = query.dtype
         if state.normalize == "per_prompt":
             q, k = (query.float(), key.float()) if attn.upcast_attention else (query, key)
             scores = q @ k.transpose(-1, -2) * attn.scale
             if attention_mask is not None:
                 scores = scores + attention_mask
-            scores = scores.float()
-            s = scores.unflatten(-1, (state.n_prompts, state.tokens_per_prompt))
-            probs = s.softmax(dim=-1).flatten(-2) * mask
+            s = scores.float().unflatten(-1, (state.n_prompts, state.tokens_per_prompt))
+            probs = s.softmax(dim=-1).flatten(-2)
         else:
-            probs = attn.get_attention_scores(query, key, attention_mask).float() * mask
-            if state.normalize == "renorm":
-                probs = probs / probs.sum(-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
+            probs = attn.get_attention_scores(query, key, attention_mask).float()
+        probs = (probs.unflatten(0, (batch_size, attn.heads)) * mask).flatten(0, 1)
+        if state.normalize == "renorm":
+            probs = probs / probs.sum(-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
         return probs.to(dtype)
 
 

@@ -53,16 +53,16 @@ def _scores(img, colours, boxes) -> dict[str, np.ndarray]:
     return {k: np.stack([p[k] for p in per_obj], 1).astype(np.float64) for k in per_obj[0]}
 
 
-def random_scenes(colours, cfg, gen: torch.Generator) -> torch.Tensor:
+def random_scenes(colours, arch, gen: torch.Generator) -> torch.Tensor:
     """True scenes (in [0, 1]) holding exactly the requested colours at uniformly random disjoint positions."""
     from cac.toy import PALETTE
 
     n, k = len(colours), len(colours[0])
-    _, boxes = sample_layouts(n, cfg.size, cfg.obj, k, gen)
-    img = torch.zeros(n, 3, cfg.size, cfg.size)
+    _, boxes = sample_layouts(n, arch.size, arch.obj, k, gen)
+    img = torch.zeros(n, 3, arch.size, arch.size)
     for j in range(k):
         pal = torch.tensor([PALETTE[c[j]] for c in colours])
-        ys = torch.arange(cfg.size)
+        ys = torch.arange(arch.size)
         inside = ((ys[None] >= boxes[:, j, 1:2]) & (ys[None] < boxes[:, j, 3:4]))[:, :, None] & (
             (ys[None] >= boxes[:, j, 0:1]) & (ys[None] < boxes[:, j, 2:3]))[:, None, :]
         img = torch.where(inside[:, None], pal[:, :, None, None], img)
@@ -77,7 +77,7 @@ def generate(pipe: ToyPipeline, method: str, colours, boxes, steps: int, guidanc
     opts = dict(opts)
     if md_ratio is not None and runner == "md":
         opts["md_ratio"] = md_ratio
-    n, s = len(colours), pipe.unet.cfg.size
+    n, s = len(colours), pipe.unet.arch.size
     prompts = [caption(c) for c in colours]
     local = [[f"a {c} square" for c in row] for row in colours]
     latents = torch.randn(n, 3, s, s, generator=torch.Generator().manual_seed(seed))
@@ -96,12 +96,12 @@ def evaluate(pipe: ToyPipeline, method: str, n_layouts: int, n_objects: int, box
              seed: int, md_ratio: float | None = None):
     """Placement metrics of one method on ``n_layouts`` layouts drawn with ``seed`` (same layouts and noise for
     every method at a given seed). Returns ``(metrics, images, colours, boxes)``."""
-    s = pipe.unet.cfg.size
+    s = pipe.unet.arch.size
     colours, boxes = sample_layouts(n_layouts, s, box, n_objects, torch.Generator().manual_seed(1000 + seed))
     img, calls = generate(pipe, method, colours, boxes, steps, guidance, seed, md_ratio)
     m = _scores(img, colours, boxes)
     # Chance: the same metrics for true scenes with the same colours at uniformly random positions.
-    ref = _scores(random_scenes(colours, pipe.unet.cfg, torch.Generator().manual_seed(2000 + seed)), colours, boxes)
+    ref = _scores(random_scenes(colours, pipe.unet.arch, torch.Generator().manual_seed(2000 + seed)), colours, boxes)
     return {
         "test/in_box": m["in_box"].mean(),
         "test/all_in_box": m["in_box"].all(1).mean(),

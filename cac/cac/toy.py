@@ -46,9 +46,9 @@ def caption(colours: list[str]) -> str:
     return " and ".join(f"a {c} square" for c in colours)
 
 
-def sample_scenes(n: int, cfg: ToyConfig, gen: torch.Generator, max_objects: int = 2):
+def sample_scenes(n: int, arch: ToyConfig, gen: torch.Generator, max_objects: int = 2):
     """``n`` random scenes: images ``[n, 3, S, S]`` in [-1, 1], captions, and the squares' colours and top-left."""
-    s, o = cfg.size, cfg.obj
+    s, o = arch.size, arch.obj
     k = torch.randint(1, max_objects + 1, (n,), generator=gen)
     perm = torch.argsort(torch.rand(n, len(COLOURS), generator=gen), dim=1)[:, :max_objects]
     pos = torch.randint(0, s - o + 1, (n, max_objects, 2), generator=gen)
@@ -76,20 +76,20 @@ class ToyDenoiser(nn.Module):
     """eps-prediction transformer on pixels: 3x3 conv stem, learned positions, timestep embedding, diffusers
     ``BasicTransformerBlock``s (self-attention, cross-attention to text, MLP), 3x3 conv head."""
 
-    def __init__(self, cfg: ToyConfig):
+    def __init__(self, arch: ToyConfig):
         super().__init__()
         from diffusers.models.attention import BasicTransformerBlock
 
-        self.cfg = cfg
-        self.config = SimpleNamespace(in_channels=3, sample_size=cfg.size, time_cond_proj_dim=None)
-        h = cfg.hidden
+        self.arch = arch
+        self.config = SimpleNamespace(in_channels=3, sample_size=arch.size, time_cond_proj_dim=None)
+        h = arch.hidden
         self.stem = nn.Conv2d(3, h, 3, padding=1)
-        self.pos = nn.Parameter(torch.randn(1, cfg.size * cfg.size, h) * 0.02)
+        self.pos = nn.Parameter(torch.randn(1, arch.size * arch.size, h) * 0.02)
         self.time = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, h))
         self.blocks = nn.ModuleList(
-            BasicTransformerBlock(h, cfg.heads, h // cfg.heads, cross_attention_dim=cfg.text_dim, activation_fn="gelu",
-                                  ff_inner_dim=2 * h)
-            for _ in range(cfg.layers)
+            BasicTransformerBlock(h, arch.heads, h // arch.heads, cross_attention_dim=arch.text_dim,
+                                  activation_fn="gelu", ff_inner_dim=2 * h)
+            for _ in range(arch.layers)
         )
         self.norm = nn.LayerNorm(h)
         self.head = nn.Conv2d(h, 3, 3, padding=1)
@@ -102,7 +102,7 @@ class ToyDenoiser(nn.Module):
         b, _, s, _ = sample.shape
         t = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(b)
         x = self.stem(sample).flatten(2).transpose(1, 2) + self.pos
-        x = x + self.time(_timestep_embedding(t, self.cfg.hidden))[:, None]
+        x = x + self.time(_timestep_embedding(t, self.arch.hidden))[:, None]
         for blk in self.blocks:
             x = blk(x, encoder_hidden_states=encoder_hidden_states)
         x = self.norm(x).transpose(1, 2).reshape(b, -1, s, s)
@@ -110,13 +110,13 @@ class ToyDenoiser(nn.Module):
         return SimpleNamespace(sample=out) if return_dict else (out,)
 
 
-def text_encoder(cfg: ToyConfig):
+def text_encoder(arch: ToyConfig):
     """A 2-layer ``CLIPTextModel`` over CLIP's vocabulary, trained with the denoiser."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
     return CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=cfg.text_dim, intermediate_size=2 * cfg.text_dim, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=cfg.max_tokens, bos_token_id=49406, eos_token_id=49407,
+        vocab_size=49408, hidden_size=arch.text_dim, intermediate_size=2 * arch.text_dim, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=arch.max_tokens, bos_token_id=49406, eos_token_id=49407,
         pad_token_id=49407,
     ))
 
@@ -177,10 +177,10 @@ class ToyPipeline:
                  num_images_per_prompt=1, generator=None, latents=None, prompt_embeds=None, negative_prompt_embeds=None,
                  negative_prompt=None, eta=0.0, output_type="pt"):
         device = self._execution_device
-        cfg = guidance_scale > 1
-        pe, ne = self.encode_prompt(prompt, device, num_images_per_prompt, cfg, negative_prompt, prompt_embeds,
+        do_cfg = guidance_scale > 1
+        pe, ne = self.encode_prompt(prompt, device, num_images_per_prompt, do_cfg, negative_prompt, prompt_embeds,
                                     negative_prompt_embeds)
-        s = self.unet.cfg.size
+        s = self.unet.arch.size
         if (height or s) != s or (width or s) != s:
             raise ValueError(f"the toy model generates {s}x{s} images")
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -188,7 +188,7 @@ class ToyPipeline:
         extra = self.prepare_extra_step_kwargs(generator, eta)
         for t in self.scheduler.timesteps:
             xin = self.scheduler.scale_model_input(x, t)
-            if cfg:
+            if do_cfg:
                 eu, ec = self.unet(torch.cat([xin, xin]), t, torch.cat([ne, pe])).sample.chunk(2)
                 eps = eu + guidance_scale * (ec - eu)
             else:
@@ -205,7 +205,7 @@ class ToyPipeline:
         save_file(self.unet.state_dict(), str(p / "denoiser.safetensors"))
         self.text_encoder.save_pretrained(p / "text_encoder")
         self.tokenizer.save_pretrained(p / "tokenizer")
-        (p / "toy_config.json").write_text(json.dumps(asdict(self.unet.cfg), indent=1))
+        (p / "toy_config.json").write_text(json.dumps(asdict(self.unet.arch), indent=1))
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> ToyPipeline:
@@ -216,8 +216,8 @@ class ToyPipeline:
         p = Path(path)
         if not (p / "denoiser.safetensors").exists():
             raise FileNotFoundError(f"no toy model at {p}; train it with `make -C cac toy`")
-        cfg = ToyConfig(**json.loads((p / "toy_config.json").read_text()))
-        unet = ToyDenoiser(cfg)
+        arch = ToyConfig(**json.loads((p / "toy_config.json").read_text()))
+        unet = ToyDenoiser(arch)
         unet.load_state_dict(load_file(str(p / "denoiser.safetensors")))
         te = CLIPTextModel.from_pretrained(str(p / "text_encoder"))
         tok = CLIPTokenizer.from_pretrained(str(p / "tokenizer"))
@@ -253,7 +253,7 @@ def placement(images: torch.Tensor, colours: list[str], boxes: torch.Tensor,
     return {"present": present.numpy(), "in_box": inside.numpy(), "iou": iou.numpy(), "mass_in_box": mass_in.numpy()}
 
 
-def train_toy(out_dir: str | Path, cfg: ToyConfig | None = None, steps: int = 3000, batch_size: int = 128,
+def train_toy(out_dir: str | Path, arch: ToyConfig | None = None, steps: int = 3000, batch_size: int = 128,
               lr: float = 1e-3, caption_dropout: float = 0.1, seed: int = 0, ckpt_every: int = 500,
               progress: bool = True, log=None) -> ToyPipeline:
     """Train the toy text-to-image model (eps-prediction DDPM loss) and save it to ``out_dir``.
@@ -266,12 +266,12 @@ def train_toy(out_dir: str | Path, cfg: ToyConfig | None = None, steps: int = 30
 
     from cac.tokenizer import clip_tokenizer
 
-    cfg = cfg or ToyConfig()
+    arch = arch or ToyConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    tok = clip_tokenizer(out / "tokenizer_src", model_max_length=cfg.max_tokens)
-    unet, te = ToyDenoiser(cfg), text_encoder(cfg)
+    tok = clip_tokenizer(out / "tokenizer_src", model_max_length=arch.max_tokens)
+    unet, te = ToyDenoiser(arch), text_encoder(arch)
     train_sched, sample_sched = noise_scheduler()
     params = list(unet.parameters()) + list(te.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
@@ -290,14 +290,15 @@ def train_toy(out_dir: str | Path, cfg: ToyConfig | None = None, steps: int = 30
     pipe = ToyPipeline(unet, te, tok, sample_sched)
     bar = tqdm(range(start, steps), disable=not progress, desc="train toy", initial=start, total=steps)
     for step in bar:
-        x0, caps, _, _ = sample_scenes(batch_size, cfg, gen)
+        x0, caps, _, _ = sample_scenes(batch_size, arch, gen)
         drop = torch.rand(batch_size, generator=gen) < caption_dropout
         caps = ["" if d else c for c, d in zip(caps, drop.tolist())]
         t = torch.randint(0, train_sched.config.num_train_timesteps, (batch_size,), generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
         a = acp[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        ids = tok(caps, padding="max_length", max_length=cfg.max_tokens, truncation=True, return_tensors="pt").input_ids
+        ids = tok(caps, padding="max_length", max_length=arch.max_tokens, truncation=True,
+                  return_tensors="pt").input_ids
         loss = nn.functional.mse_loss(unet(xt, t, te(ids)[0]).sample, noise)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)

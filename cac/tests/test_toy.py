@@ -44,7 +44,7 @@ def test_layouts_are_disjoint_and_chance_scenes_are_true_scenes():
 
 def test_training_resumes_to_the_same_weights(tmp_path):
     """Kill at step 4 of 6 (checkpoint every 2 steps), resume: identical to an uninterrupted run."""
-    kw = dict(cfg=TINY, steps=6, batch_size=4, ckpt_every=2, progress=False)
+    kw = dict(arch=TINY, steps=6, batch_size=4, ckpt_every=2, progress=False)
     full = train_toy(tmp_path / "full", **kw)
 
     def kill(step, _):

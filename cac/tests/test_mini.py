@@ -1,0 +1,25 @@
+"""Slow tier: the mini's headline cell end to end on the toy model (trained if not cached, ~8 min), claims checked
+with shared.results against results/paper.yaml (one object per image, caption-only vs CAC vs MD, seed 0)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_mini_claims_hold(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    sweep = [sys.executable, "train.py", "-m", "+experiment=mini", f"hydra.sweep.dir={tmp_path}/mini",
+             "hydra.sweeper.params.method=sd,cac,md", "hydra.sweeper.params.data\\.n_objects=1",
+             "hydra.sweeper.params.seed=0"]
+    out = subprocess.run(sweep, cwd=PROJECT, capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    check = subprocess.run([sys.executable, "-m", "shared.results", ".", "--scale", "mini", "--check", "--runs",
+                            f"{tmp_path}/mini", "--out", f"{tmp_path}/mini.md"], cwd=PROJECT, capture_output=True,
+                           text=True, env=env)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
+    assert "4/4" in check.stdout or "held" in (tmp_path / "mini.md").read_text()
