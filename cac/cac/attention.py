@@ -18,6 +18,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from diffusers.models.attention_processor import (
     Attention,
     AttnProcessor,
@@ -48,7 +49,11 @@ class CACState:
     cfg: the denoiser's batch is ``[unconditional; conditional]`` (diffusers' order); the unconditional half gets
         all-ones masks, which with the empty prompt replicated n+1 times is exactly vanilla attention.
     enabled: False turns every processor into plain attention (MultiDiffusion's early steps, ablations).
-    record: keep each layer's masked attention map in ``recorded`` as ``(layer, probs [B*heads, N, L'])``.
+    fused: compute CAC with PyTorch's fused scaled_dot_product_attention (no attention map in memory; exact, see
+        ``CACAttnProcessor._cac_fused``); False materialises the masked map (the reference path); None (default)
+        fuses on CUDA and materialises on CPU, where it measured faster (results/bench.md).
+    record: keep each layer's masked attention map in ``recorded`` as ``(layer, probs [B*heads, N, L'])`` (uses
+        the materialised path).
     """
 
     masks: torch.Tensor
@@ -57,6 +62,7 @@ class CACState:
     normalize: str = "none"
     cfg: bool = False
     enabled: bool = True
+    fused: bool | None = None
     record: bool = False
     recorded: list = field(default_factory=list)
     _cache: dict = field(default_factory=dict, repr=False)
@@ -72,17 +78,24 @@ class CACState:
         """Local prompts plus the global caption."""
         return self.masks.shape[1] + 1
 
-    def token_mask(self, n_query: int, device, dtype) -> torch.Tensor:
-        """B' for a layer with ``n_query`` positions: ``[batch (x2 under CFG), n_query, (n+1) T]``, cached."""
-        key = (n_query, device, dtype)
+    def prompt_mask(self, n_query: int, device, dtype) -> torch.Tensor:
+        """Per prompt: ``[batch (x2 under CFG), n_query, n+1]`` (the global caption last, all ones), cached."""
+        key = ("prompt", n_query, device, dtype)
         if key not in self._cache:
             h, w = layer_hw(n_query, self.latent_hw)
             m = resize_masks(self.masks.to(device), h, w).flatten(2).transpose(1, 2)  # [B, N, n]
             m = torch.cat([m, torch.ones_like(m[..., :1])], dim=-1)  # global caption: all ones
-            m = m.repeat_interleave(self.tokens_per_prompt, dim=-1)  # [B, N, (n+1)T]
             if self.cfg:
                 m = torch.cat([torch.ones_like(m), m], dim=0)
             self._cache[key] = m.to(dtype)
+        return self._cache[key]
+
+    def token_mask(self, n_query: int, device, dtype) -> torch.Tensor:
+        """B' for a layer with ``n_query`` positions: ``[batch (x2 under CFG), n_query, (n+1) T]``, cached."""
+        key = ("token", n_query, device, dtype)
+        if key not in self._cache:
+            m = self.prompt_mask(n_query, device, dtype)
+            self._cache[key] = m.repeat_interleave(self.tokens_per_prompt, dim=-1)
         return self._cache[key]
 
 
@@ -129,14 +142,23 @@ class CACAttnProcessor:
         query = attn.head_to_batch_dim(query)
 
         state = self.state
+        fused = state is not None and (state.fused if state.fused is not None else query.is_cuda)
         if state is None or not state.enabled or encoder_hidden_states is None:
-            probs = attn.get_attention_scores(query, key, attention_mask)
+            if fused:
+                out = F.scaled_dot_product_attention(query, key, value, attention_mask, scale=attn.scale)
+            else:
+                out = torch.bmm(attn.get_attention_scores(query, key, attention_mask), value)
         else:
-            probs = self._cac_probs(attn, state, query, key, attention_mask, batch_size, n_query)
-            if state.record:
-                state.recorded.append((self.name, probs.detach()))
+            self._check(state, key.shape[1], batch_size)
+            if fused and not state.record:
+                out = self._cac_fused(attn, state, query, key, value, attention_mask, batch_size, n_query)
+            else:
+                probs = self._cac_probs(attn, state, query, key, attention_mask, batch_size, n_query)
+                if state.record:
+                    state.recorded.append((self.name, probs.detach()))
+                out = torch.bmm(probs, value)
 
-        hidden_states = attn.batch_to_head_dim(torch.bmm(probs, value))
+        hidden_states = attn.batch_to_head_dim(out)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         if input_ndim == 4:
             hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
@@ -144,8 +166,7 @@ class CACAttnProcessor:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
 
-    def _cac_probs(self, attn, state, query, key, attention_mask, batch_size, n_query):
-        n_tokens = key.shape[1]
+    def _check(self, state, n_tokens, batch_size):
         expected = state.n_prompts * state.tokens_per_prompt
         if n_tokens != expected:
             raise ValueError(
@@ -153,12 +174,44 @@ class CACAttnProcessor:
                 f"{state.n_prompts}*{state.tokens_per_prompt} = {expected}; build prompt embeddings with "
                 "cac.encode_cac_prompts (local prompts first, then the global caption)"
             )
-        mask = state.token_mask(n_query, query.device, torch.float32)
-        if mask.shape[0] != batch_size:
+        expected_batch = state.masks.shape[0] * (2 if state.cfg else 1)
+        if expected_batch != batch_size:
             raise ValueError(
-                f"CAC layer {self.name!r}: the denoiser batch is {batch_size} but the masks give {mask.shape[0]} "
+                f"CAC layer {self.name!r}: the denoiser batch is {batch_size} but the masks give {expected_batch} "
                 f"(masks for {state.masks.shape[0]} samples, cfg={state.cfg}); pass one mask set per generated image"
             )
+
+    def _cac_fused(self, attn, state, query, key, value, attention_mask, batch_size, n_query):
+        """CAC through fused attention, exactly (up to float rounding) the materialised formula.
+
+        Put each prompt's values in its own slot of a block-diagonal value matrix, ``V_bd[t] = e_i (x) v_t`` for
+        token t of prompt i. One softmax over all tokens then gives, per slot i, ``sum_{t in i} p_t v_t``: the
+        joint-softmax mass of prompt i times its values. CAC is the mask-weighted sum of the slots,
+        ``out = sum_i M_i(q) slot_i``. ``renorm`` also carries a ones column per slot (prompt i's mass m_i) and
+        divides by ``sum_i M_i m_i``; ``per_prompt`` runs one softmax per prompt (prompts as a batch axis).
+        """
+        n_p, t_p = state.n_prompts, state.tokens_per_prompt
+        bh, _, d = value.shape
+        m = state.prompt_mask(n_query, query.device, query.dtype)[:, None, :, :, None]  # [B, 1, N, n+1, 1]
+        if state.normalize == "per_prompt":
+            q = query[:, None].expand(bh, n_p, n_query, query.shape[-1])
+            am = None if attention_mask is None else attention_mask.unflatten(-1, (n_p, t_p)).movedim(-2, 1)
+            slots = F.scaled_dot_product_attention(q, key.unflatten(1, (n_p, t_p)), value.unflatten(1, (n_p, t_p)),
+                                                   am, scale=attn.scale).transpose(1, 2)  # [bh, N, n+1, d]
+            return (slots.unflatten(0, (batch_size, attn.heads)) * m).sum(-2).flatten(0, 1)
+        v = value.unflatten(1, (n_p, t_p))
+        if state.normalize == "renorm":
+            v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+        eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
+        v_bd = (eye[None, :, None, :, None] * v[:, :, :, None, :]).reshape(bh, n_p * t_p, n_p * v.shape[-1])
+        slots = F.scaled_dot_product_attention(query, key, v_bd, attention_mask, scale=attn.scale)
+        slots = (slots.unflatten(-1, (n_p, v.shape[-1])).unflatten(0, (batch_size, attn.heads)) * m).sum(-2)
+        if state.normalize == "renorm":
+            slots = slots[..., :d] / slots[..., d:].clamp_min(torch.finfo(slots.dtype).tiny)
+        return slots.flatten(0, 1)
+
+    def _cac_probs(self, attn, state, query, key, attention_mask, batch_size, n_query):
+        mask = state.token_mask(n_query, query.device, torch.float32)
         # head_to_batch_dim orders [b0h0, b0h1, ..., b1h0, ...]: view as [B, heads, N, L] and broadcast the mask
         # over heads (no heads-fold copy of it).
         mask = mask[:, None]
@@ -172,7 +225,10 @@ class CACAttnProcessor:
             probs = s.softmax(dim=-1).flatten(-2)
         else:
             probs = attn.get_attention_scores(query, key, attention_mask).float()
-        probs = (probs.unflatten(0, (batch_size, attn.heads)) * mask).flatten(0, 1)
+        if probs.requires_grad:  # softmax's backward needs its output: no in-place under autograd
+            probs = (probs.unflatten(0, (batch_size, attn.heads)) * mask).flatten(0, 1)
+        else:
+            probs.unflatten(0, (batch_size, attn.heads)).mul_(mask)  # in place: no second map in memory
         if state.normalize == "renorm":
             probs = probs / probs.sum(-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
         return probs.to(dtype)

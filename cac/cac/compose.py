@@ -142,6 +142,7 @@ def apply_cac(
     num_images_per_prompt: int = 1,
     record: bool = False,
     return_state: bool = False,
+    fused: bool | None = None,
     **pipe_kwargs,
 ):
     """Generate with Cross Attention Control: ``pipe``'s own sampling loop with CAC on every cross-attention layer.
@@ -150,7 +151,8 @@ def apply_cac(
     ``prompt`` is the global caption. GLIGEN pipelines get ``gligen_phrases``/``gligen_boxes`` = the local
     prompts/boxes unless given. Extra keyword arguments go to the pipeline (``num_inference_steps``,
     ``generator``, ``output_type``, ...). Returns the pipeline output (and the ``CACState`` with ``return_state``,
-    whose ``recorded`` holds every masked attention map when ``record=True``).
+    whose ``recorded`` holds every masked attention map when ``record=True``). ``fused`` picks fused attention
+    (True; default on CUDA) or materialised attention maps (False; default on CPU): the same result.
     """
     height, width = _size(pipe, height, width)
     if guidance_scale is None:  # the pipeline's own default (7.5 for SD, 5.0 for SDXL)
@@ -166,6 +168,7 @@ def apply_cac(
         normalize=normalize,
         cfg=_do_cfg(pipe, guidance_scale),
         record=record,
+        fused=fused,
     )
     kwargs = dict(prompt_embeds=enc.prompt_embeds, negative_prompt_embeds=enc.negative_prompt_embeds)
     if enc.pooled_prompt_embeds is not None:

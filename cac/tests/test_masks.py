@@ -58,3 +58,18 @@ def test_bad_boxes_are_named():
         masks_from_boxes([[10, 10, 5, 20]], 32, 32, units="pixel")
     with pytest.raises(ValueError, match="units='pixel'"):
         masks_from_boxes([[10, 10, 20, 20]], 32, 32)
+
+
+def test_clip_tokenizer_built_offline_matches_open_clip(tmp_path):
+    import open_clip
+
+    from cac.tokenizer import clip_tokenizer
+
+    tok = clip_tokenizer(tmp_path / "tok")
+    text = "A red apple and a green bowl, on a beach at 5pm!"
+    ours = tok(text, padding="max_length", max_length=77).input_ids
+    ref = open_clip.tokenize([text])[0].tolist()
+    n = sum(1 for i in ref if i)
+    assert ours[:n] == ref[:n] and ours[0] == 49406 and ours[n - 1] == 49407
+    assert set(ours[n:]) == {49407}  # SD pads with EOT (open_clip with 0)
+    assert len(tok) == 49408

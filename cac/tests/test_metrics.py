@@ -129,3 +129,26 @@ def test_owlvit_detector_on_a_tiny_model(tmp_path):
     assert len(out["boxes"]) == 16 and set(out["labels"]) <= {"a dog", "a cat"}  # one box per patch
     assert (out["boxes"] >= 0).all() and (out["boxes"] <= 1).all()
     assert (np.diff(out["scores"]) <= 0).all()
+
+
+def test_segmenter_on_a_tiny_segformer():
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    cfg = SegformerConfig(num_labels=19, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
+                          num_attention_heads=[1, 2], decoder_hidden_size=16, patch_sizes=[7, 3], strides=[4, 2])
+    torch.manual_seed(0)
+    seg = M.Segmenter(processor=SegformerImageProcessor(size={"height": 32, "width": 64}),
+                      segmenter=SegformerForSemanticSegmentation(cfg))
+    ims = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 32, 3), dtype=np.uint8)) for i in range(2)]
+    maps = seg(ims, (16, 32))
+    assert maps.shape == (2, 16, 32) and maps.min() >= 0 and maps.max() < 19
+
+
+def test_yolo_without_ultralytics_names_the_install():
+    try:
+        import ultralytics  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="requirements-full.txt"):
+            M.YoloDetector()
+    else:
+        pytest.skip("ultralytics is installed")
