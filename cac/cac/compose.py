@@ -180,14 +180,14 @@ def apply_cac(
         b = torch.as_tensor(boxes_or_masks, dtype=torch.float64).reshape(-1, 4)
         if units == "pixel":
             b = b / torch.tensor([width, height, width, height], dtype=torch.float64)
-        pipe_kwargs.update(gligen_boxes=b.clamp(0, 1).tolist(), gligen_phrases=list(enc_locals(local_prompts)))
+        pipe_kwargs.update(gligen_boxes=b.clamp(0, 1).tolist(), gligen_phrases=_flat_locals(local_prompts))
     with cac_processors(pipe.unet, state):
         out = pipe(height=height, width=width, guidance_scale=guidance_scale,
                    num_images_per_prompt=num_images_per_prompt, **kwargs, **pipe_kwargs)
     return (out, state) if return_state else out
 
 
-def enc_locals(local_prompts) -> list[str]:
+def _flat_locals(local_prompts) -> list[str]:
     """The local prompts of a single-prompt call (flat list)."""
     return list(local_prompts[0]) if local_prompts and not isinstance(local_prompts[0], str) else list(local_prompts)
 
@@ -221,7 +221,8 @@ def multidiffusion(
     prediction equals fusing the next latents (the scheduler step is affine in eps with shared noise), and the
     unconditional branch is shared: with weights summing to 1, one unconditional pass is exact under CFG.
     ``md_ratio=1`` is pure MD, ``md_ratio=0`` is SD+CAC (or SD). Bootstrapping with constant-colour backgrounds
-    is not implemented. SDXL is not supported here (its added conditions would need fusing too).
+    is not implemented. SDXL is not supported here (its added conditions would need fusing too). Returns an
+    output object with ``images``, like the pipelines.
     """
     if _is_sdxl(pipe):
         raise NotImplementedError("multidiffusion supports SD 1.x/2.x-style pipelines; use apply_cac for SDXL")
@@ -272,16 +273,20 @@ def multidiffusion(
                     eps_c = pipe.unet(x, t, encoder_hidden_states=cond).sample
             eps = eps_u + guidance_scale * (eps_c - eps_u) if cfg else eps_c
             latents = pipe.scheduler.step(eps, t, latents, **extra, return_dict=False)[0]
-    return pipe.decode_latents_to_images(latents, output_type) if hasattr(pipe, "decode_latents_to_images") else (
-        _decode(pipe, latents, output_type)
-    )
+    if hasattr(pipe, "decode_latents_to_images"):  # the mini's pixel-space ToyPipeline
+        return pipe.decode_latents_to_images(latents, output_type)
+    return _decode(pipe, latents, output_type)
 
 
 def _decode(pipe, latents, output_type):
+    """Like the pipelines' own ending: an output object whose ``images`` are PIL, numpy, torch or latents."""
+    from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
+
     if output_type == "latent":
-        return latents
+        return StableDiffusionPipelineOutput(images=latents, nsfw_content_detected=None)
     image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
-    return pipe.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * image.shape[0])
+    images = pipe.image_processor.postprocess(image, output_type=output_type, do_denormalize=[True] * image.shape[0])
+    return StableDiffusionPipelineOutput(images=images, nsfw_content_detected=None)
 
 
 @contextlib.contextmanager

@@ -118,7 +118,7 @@ def generate_one(pipe, cfg: DictConfig, layout, generator):
         out = apply_cac(pipe, layout.prompt, layout.local_prompts, regions, normalize=m.normalize, **kw, **extra)
         return out.images[0]
     return multidiffusion(pipe, layout.prompt, layout.local_prompts, regions, md_ratio=m.md_ratio, cac=m.cac,
-                          normalize=m.normalize, progress=False, **kw)[0]
+                          normalize=m.normalize, progress=False, **kw).images[0]
 
 
 def evaluate_images(cfg: DictConfig, layouts, image_dir: Path, device) -> dict:

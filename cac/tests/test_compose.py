@@ -17,11 +17,11 @@ def _gen():
 def test_md_ratio_zero_is_sd_plus_cac(sd_pipe):
     """Our sampling loop at ratio 0 equals the diffusers pipeline's own loop with CAC installed."""
     md = multidiffusion(sd_pipe, PROMPT, LOCAL, BOXES, md_ratio=0.0, num_inference_steps=3, generator=_gen(),
-                        output_type="np", progress=False)
+                        output_type="np", progress=False).images
     ref = apply_cac(sd_pipe, PROMPT, LOCAL, BOXES, num_inference_steps=3, generator=_gen(), output_type="np").images
     assert np.abs(md - ref).max() < 1e-5
     plain = multidiffusion(sd_pipe, PROMPT, LOCAL, BOXES, md_ratio=0.0, cac=False, num_inference_steps=3,
-                           generator=_gen(), output_type="np", progress=False)
+                           generator=_gen(), output_type="np", progress=False).images
     vanilla = sd_pipe(PROMPT, num_inference_steps=3, generator=_gen(), output_type="np").images
     assert np.abs(plain - vanilla).max() < 1e-5
 
@@ -29,10 +29,10 @@ def test_md_ratio_zero_is_sd_plus_cac(sd_pipe):
 def test_md_ratio_one_is_pure_md(sd_pipe):
     """At ratio 1 CAC never acts; with every region = the global prompt over the whole image, fusion is SD."""
     kw = dict(md_ratio=1.0, num_inference_steps=3, output_type="np", progress=False)
-    a = multidiffusion(sd_pipe, PROMPT, LOCAL, BOXES, cac=True, generator=_gen(), **kw)
-    b = multidiffusion(sd_pipe, PROMPT, LOCAL, BOXES, cac=False, generator=_gen(), **kw)
+    a = multidiffusion(sd_pipe, PROMPT, LOCAL, BOXES, cac=True, generator=_gen(), **kw).images
+    b = multidiffusion(sd_pipe, PROMPT, LOCAL, BOXES, cac=False, generator=_gen(), **kw).images
     assert np.abs(a - b).max() < 1e-5  # our plain-attention path vs diffusers' SDPA: float rounding only
-    same = multidiffusion(sd_pipe, PROMPT, [PROMPT, PROMPT], torch.ones(2, 32, 32), generator=_gen(), **kw)
+    same = multidiffusion(sd_pipe, PROMPT, [PROMPT, PROMPT], torch.ones(2, 32, 32), generator=_gen(), **kw).images
     vanilla = sd_pipe(PROMPT, num_inference_steps=3, generator=_gen(), output_type="np").images
     assert np.abs(same - vanilla).max() < 1e-5
 
@@ -41,7 +41,7 @@ def test_md_fusion_step_by_hand(sd_pipe):
     """One MD step, no CFG: eps = sum_i M_i eps_i / sum_i M_i at latent resolution (left half: prompt 0)."""
     lat = torch.randn(1, 4, 16, 16, generator=_gen())
     out = multidiffusion(sd_pipe, PROMPT, LOCAL, BOXES, md_ratio=1.0, num_inference_steps=1, guidance_scale=1.0,
-                         latents=lat, output_type="latent", progress=False)
+                         latents=lat, output_type="latent", progress=False).images
     enc = encode_cac_prompts(sd_pipe, PROMPT, LOCAL)
     sched = sd_pipe.scheduler
     t = sched.timesteps[0]
