@@ -1,4 +1,4 @@
-"""Evaluate generated images again: python eval.py +experiment=coco_boxes row=sd21_cac image_dir=outputs/.../images."""
+"""Evaluate a row over all its generated images: python eval.py +experiment=coco_boxes row=sd21_cac eval.fid=true."""
 import hydra
 from omegaconf import DictConfig
 

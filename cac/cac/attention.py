@@ -145,7 +145,7 @@ class CACAttnProcessor:
         fused = state is not None and (state.fused if state.fused is not None else query.is_cuda)
         if state is None or not state.enabled or encoder_hidden_states is None:
             if fused:
-                out = F.scaled_dot_product_attention(query, key, value, attention_mask, scale=attn.scale)
+                out = _sdpa(query, key, value, attention_mask, attn.heads, attn.scale)
             else:
                 out = torch.bmm(attn.get_attention_scores(query, key, attention_mask), value)
         else:
@@ -193,18 +193,20 @@ class CACAttnProcessor:
         n_p, t_p = state.n_prompts, state.tokens_per_prompt
         bh, _, d = value.shape
         m = state.prompt_mask(n_query, query.device, query.dtype)[:, None, :, :, None]  # [B, 1, N, n+1, 1]
-        if state.normalize == "per_prompt":
-            q = query[:, None].expand(bh, n_p, n_query, query.shape[-1])
-            am = None if attention_mask is None else attention_mask.unflatten(-1, (n_p, t_p)).movedim(-2, 1)
-            slots = F.scaled_dot_product_attention(q, key.unflatten(1, (n_p, t_p)), value.unflatten(1, (n_p, t_p)),
-                                                   am, scale=attn.scale).transpose(1, 2)  # [bh, N, n+1, d]
-            return (slots.unflatten(0, (batch_size, attn.heads)) * m).sum(-2).flatten(0, 1)
+        if state.normalize == "per_prompt":  # prompts as a batch axis: [bh * (n+1), N or T, d]
+            q = query[:, None].expand(bh, n_p, n_query, query.shape[-1]).flatten(0, 1)
+            k, v = key.unflatten(1, (n_p, t_p)).flatten(0, 1), value.unflatten(1, (n_p, t_p)).flatten(0, 1)
+            am = None
+            if attention_mask is not None:
+                am = attention_mask.expand(bh, -1, -1).unflatten(-1, (n_p, t_p)).movedim(-2, 1).flatten(0, 1)
+            slots = _sdpa(q, k, v, am, attn.heads * n_p, attn.scale).unflatten(0, (bh, n_p)).transpose(1, 2)
+            return (slots.unflatten(0, (batch_size, attn.heads)) * m).sum(-2).flatten(0, 1)  # [bh, N, d]
         v = value.unflatten(1, (n_p, t_p))
         if state.normalize == "renorm":
             v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
         eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
         v_bd = (eye[None, :, None, :, None] * v[:, :, :, None, :]).reshape(bh, n_p * t_p, n_p * v.shape[-1])
-        slots = F.scaled_dot_product_attention(query, key, v_bd, attention_mask, scale=attn.scale)
+        slots = _sdpa(query, key, v_bd, attention_mask, attn.heads, attn.scale)
         slots = (slots.unflatten(-1, (n_p, v.shape[-1])).unflatten(0, (batch_size, attn.heads)) * m).sum(-2)
         if state.normalize == "renorm":
             slots = slots[..., :d] / slots[..., d:].clamp_min(torch.finfo(slots.dtype).tiny)
@@ -232,6 +234,15 @@ class CACAttnProcessor:
         if state.normalize == "renorm":
             probs = probs / probs.sum(-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
         return probs.to(dtype)
+
+
+def _sdpa(q, k, v, mask, heads: int, scale: float) -> torch.Tensor:
+    """``scaled_dot_product_attention`` on diffusers' ``[B*heads, N, d]`` layout, called with 4-D
+    ``[B, heads, N, d]`` tensors: PyTorch's fused (flash / memory-efficient) kernels only take 4-D inputs, 3-D ones
+    fall back to the math kernel, which materialises the map."""
+    four = [x.unflatten(0, (-1, heads)) for x in (q, k, v)]
+    m = None if mask is None else mask.expand(q.shape[0], -1, -1).unflatten(0, (-1, heads))
+    return F.scaled_dot_product_attention(*four, attn_mask=m, scale=scale).flatten(0, 1)
 
 
 def cross_attention_layers(model: torch.nn.Module) -> dict[str, Attention]:

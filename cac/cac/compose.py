@@ -245,6 +245,7 @@ def multidiffusion(
     dtype = enc.prompt_embeds.dtype
     latents = pipe.prepare_latents(bsz, pipe.unet.config.in_channels, height, width, dtype, device, generator, latents)
     extra = pipe.prepare_extra_step_kwargs(generator, eta)
+    weights = weights.to(latents.dtype)  # fp16 pipelines: keep eps (and so the latents) in the UNet's dtype
     n_md = round(md_ratio * len(timesteps))
     ctx = cac_processors(pipe.unet, state) if cac else contextlib.nullcontext()
     global_embeds = enc.per_prompt[:, -1]
@@ -271,7 +272,7 @@ def multidiffusion(
                     eps_u, eps_c = out.chunk(2)
                 else:
                     eps_c = pipe.unet(x, t, encoder_hidden_states=cond).sample
-            eps = eps_u + guidance_scale * (eps_c - eps_u) if cfg else eps_c
+            eps = (eps_u + guidance_scale * (eps_c - eps_u) if cfg else eps_c).to(latents.dtype)
             latents = pipe.scheduler.step(eps, t, latents, **extra, return_dict=False)[0]
     if hasattr(pipe, "decode_latents_to_images"):  # the mini's pixel-space ToyPipeline
         return pipe.decode_latents_to_images(latents, output_type)

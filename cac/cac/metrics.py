@@ -29,11 +29,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def box_hits(pred_boxes: np.ndarray, pred_labels: Sequence[str], target_boxes: np.ndarray,
              target_labels: Sequence[str], iou_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """For each requested (label, box): the best IoU of a same-label detection and whether it reaches
-    ``iou_threshold`` (the box accuracy of one image)."""
-    iou = box_iou(target_boxes, pred_boxes) if len(pred_labels) else np.zeros((len(target_labels), 0))
-    same = np.asarray(target_labels)[:, None] == np.asarray(list(pred_labels), dtype=object)[None, :]
-    best = np.where(same, iou, 0.0).max(1, initial=0.0)
+    """For each requested (label, box): the IoU of the same-label detection matched to it, and whether it reaches
+    ``iou_threshold`` (the box accuracy of one image). Matching is one-to-one, greedy by IoU (as in COCO-style
+    evaluation): one detection cannot credit two requested "person" boxes."""
+    n_t = len(target_labels)
+    iou = box_iou(target_boxes, pred_boxes) if len(pred_labels) else np.zeros((n_t, 0))
+    same = np.asarray(target_labels, dtype=object)[:, None] == np.asarray(list(pred_labels), dtype=object)[None, :]
+    iou = np.where(same, iou, 0.0)
+    best = np.zeros(n_t)
+    ti, pi = np.unravel_index(np.argsort(-iou, axis=None), iou.shape)
+    used_t, used_p = np.zeros(n_t, bool), np.zeros(iou.shape[1], bool)
+    for t, p in zip(ti, pi):  # pairs by decreasing IoU; a handful per image
+        if iou[t, p] <= 0:
+            break
+        if not used_t[t] and not used_p[p]:
+            used_t[t] = used_p[p] = True
+            best[t] = iou[t, p]
     return best >= iou_threshold, best
 
 
@@ -57,18 +68,22 @@ def position_correct(pred_boxes: np.ndarray, pred_labels: Sequence[str], target_
 
 # --- segmentation --------------------------------------------------------------------------------------------
 def confusion_matrix(pred: np.ndarray, target: np.ndarray, n_classes: int, ignore_index: int = 255) -> np.ndarray:
-    """``[n_classes, n_classes]`` counts (rows: target, columns: prediction), ignoring ``ignore_index`` pixels."""
+    """``[n_classes, n_classes + 1]`` counts (rows: target, columns: prediction; the last column gathers
+    predictions outside the label set, which are wrong for their target), ignoring ``ignore_index`` pixels."""
     p, t = np.asarray(pred).ravel().astype(np.int64), np.asarray(target).ravel().astype(np.int64)
     keep = (t != ignore_index) & (t >= 0) & (t < n_classes)
-    p = np.clip(p[keep], 0, n_classes)  # predictions outside the label set count as wrong
+    p = p[keep]
+    p = np.where((p >= 0) & (p < n_classes), p, n_classes)
     return np.bincount(t[keep] * (n_classes + 1) + p, minlength=n_classes * (n_classes + 1)).reshape(
-        n_classes, n_classes + 1)[:, :n_classes]
+        n_classes, n_classes + 1)
 
 
 def mean_iou(conf: np.ndarray) -> tuple[float, np.ndarray]:
-    """mIoU over the classes that occur in target or prediction, and the per-class IoU (NaN where absent)."""
-    tp = np.diag(conf).astype(np.float64)
-    denom = conf.sum(0) + conf.sum(1) - tp
+    """mIoU over the classes that occur in target or prediction, and the per-class IoU (NaN where absent).
+    ``conf`` from ``confusion_matrix``: a target pixel predicted outside the label set is a false negative."""
+    n = conf.shape[0]
+    tp = np.diag(conf[:, :n]).astype(np.float64)
+    denom = conf.sum(1) + conf[:, :n].sum(0) - tp
     iou = np.where(denom > 0, tp / np.maximum(denom, 1), np.nan)
     return float(np.nanmean(iou)), iou
 
@@ -245,8 +260,10 @@ class Segmenter:
 
     @torch.no_grad()
     def __call__(self, images: Sequence, size: tuple[int, int]) -> np.ndarray:
-        """``[n, H, W]`` class ids at ``size`` (bilinear logits, then argmax)."""
-        inputs = self.processor(images=list(images), return_tensors="pt").to(self.device)
+        """``[n, H, W]`` class ids at ``size`` (the model sees the images at ``size`` too, so non-square images
+        are not squashed; bilinear logits, then argmax)."""
+        inputs = self.processor(images=list(images), size={"height": size[0], "width": size[1]},
+                                return_tensors="pt").to(self.device)
         logits = self.model(**inputs).logits
         logits = torch.nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits.argmax(1).cpu().numpy()

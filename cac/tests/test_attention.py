@@ -248,3 +248,16 @@ def test_gradients_flow_through_cac():
     attn.set_processor(CACAttnProcessor(CACState(masks, T, (4, 6), fused=False), "layer"))
     attn(x, encoder_hidden_states=ctx).sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("normalize", ["none", "renorm", "per_prompt"])
+def test_fused_equals_materialised_with_an_attention_mask(normalize):
+    attn, x, ctx, masks = _layer_case(seed=6)
+    bias = torch.zeros(2, 1, 3 * T)
+    bias[0, 0, 1:4] = -5.0  # an additive key mask, different per sample
+    bias[1, 0, T + 2:T + 7] = -3.0
+    outs = []
+    for fused in (True, False):
+        attn.set_processor(CACAttnProcessor(CACState(masks, T, (4, 6), normalize=normalize, fused=fused), "layer"))
+        outs.append(attn(x, encoder_hidden_states=ctx, attention_mask=bias))
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-5)

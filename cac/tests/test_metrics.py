@@ -15,6 +15,10 @@ def test_box_iou_and_hits_by_hand():
     assert hit.tolist() == [False, True] and best[0] == 0.0  # the dog box is right but labelled cat
     hit, best = M.box_hits(np.zeros((0, 4)), [], np.array([[0, 0, 1, 1]]), ["dog"])
     assert hit.tolist() == [False]
+    # one detection cannot credit two requested boxes of its class: matching is one-to-one
+    hit, best = M.box_hits(np.array([[0, 0, 0.5, 0.5]]), ["person"], np.array([[0, 0, 0.5, 0.5], [0, 0, 0.45, 0.5]]),
+                           ["person", "person"])
+    assert hit.tolist() == [True, False] and best[1] == 0.0
 
 
 def test_position_uses_best_detection_centre():
@@ -27,10 +31,14 @@ def test_miou_by_hand():
     target = np.array([[0, 0, 1, 255]])
     pred = np.array([[0, 1, 1, 0]])
     conf = M.confusion_matrix(pred, target, n_classes=2)
-    assert conf.tolist() == [[1, 1], [0, 1]]
+    assert conf.tolist() == [[1, 1, 0], [0, 1, 0]]
     miou, per = M.mean_iou(conf)
     np.testing.assert_allclose(per, [0.5, 0.5])
     assert miou == 0.5
+    # a prediction outside the label set (class 7) is a miss for its target class, not dropped
+    conf = M.confusion_matrix(np.array([[0, 7]]), np.array([[0, 0]]), n_classes=2)
+    assert conf.tolist() == [[1, 0, 1], [0, 0, 0]]
+    assert M.mean_iou(conf)[1][0] == 0.5
 
 
 def test_frechet_distance_closed_form_for_gaussians():

@@ -62,7 +62,8 @@ def paper(tmp_path, local_pipes, row, make_coco, *extra):
     return compose(PROJECT / "configs", [
         "+experiment=coco_boxes", f"row={row}", f"model.id={local_pipes[model]}", "model.height=32",
         "model.width=32", f"data.root={make_coco(tmp_path / 'coco', n=2)}", "sampling.steps=2", "eval.detector=none",
-        "eval.clip_model=", "eval.fid=false", f"run_dir={tmp_path}/run", "device=cpu"] + list(extra))
+        "eval.clip_model=", "eval.fid=false", f"run_dir={tmp_path}/run", f"image_dir={tmp_path}/images",
+        "device=cpu"] + list(extra))
 
 
 @pytest.mark.parametrize("row", ["sd21", "sd21_cac", "md_cac", "gligen", "gligen_cac"])
@@ -70,19 +71,19 @@ def test_paper_path_generates_every_layout(tmp_path, local_pipes, row, make_coco
     pipeline.run(paper(tmp_path, local_pipes, row, make_coco))
     rec = metrics(tmp_path / "run")
     assert rec["status"] == "completed" and rec["scale"] == "paper" and rec["metrics"]["gen/images"] == 2
-    assert sorted(p.name for p in (tmp_path / "run" / "images").glob("*.png")) == ["1.png", "2.png"]
+    assert sorted(p.name for p in (tmp_path / "images").glob("*.png")) == ["1.png", "2.png"]
 
 
 def test_paper_path_resumes_and_evaluates_without_regenerating(tmp_path, local_pipes, monkeypatch, make_coco):
     pipeline.run(paper(tmp_path, local_pipes, "sd21_cac", make_coco))
-    first = (tmp_path / "run" / "images" / "1.png").read_bytes()
+    first = (tmp_path / "images" / "1.png").read_bytes()
 
     def no_load(*_):
         raise AssertionError("finished images must not be generated again")
 
     monkeypatch.setattr(pipeline, "load_pipeline", no_load)
     pipeline.run(paper(tmp_path, local_pipes, "sd21_cac", make_coco))
-    assert (tmp_path / "run" / "images" / "1.png").read_bytes() == first
+    assert (tmp_path / "images" / "1.png").read_bytes() == first
 
 
 def test_cityscapes_maps_non_square(tmp_path, local_pipes, make_cityscapes):
@@ -91,15 +92,31 @@ def test_cityscapes_maps_non_square(tmp_path, local_pipes, make_cityscapes):
     cfg = compose(PROJECT / "configs", [
         "+experiment=cityscapes_seg", "row=sd21_cac", f"model.id={local_pipes['sd']}", "model.height=32",
         "model.width=64", f"data.root={make_cityscapes(tmp_path / 'cs')}", "sampling.steps=2", "eval.segmenter=",
-        "eval.clip_model=", "eval.fid=false", f"run_dir={tmp_path}/run", "device=cpu"])
+        "eval.clip_model=", "eval.fid=false", f"run_dir={tmp_path}/run", f"image_dir={tmp_path}/images",
+        "device=cpu"])
     pipeline.run(cfg)
-    (img,) = (tmp_path / "run" / "images").glob("*.png")
+    (img,) = (tmp_path / "images").glob("*.png")
     assert Image.open(img).size == (64, 32)
 
 
 def test_missing_weights_name_the_download(tmp_path, make_coco):
     cfg = compose(PROJECT / "configs", ["+experiment=coco_boxes", f"model.id={tmp_path}/nothing",
-                                        f"data.root={make_coco(tmp_path / 'coco', n=1)}", f"run_dir={tmp_path}/r"])
+                                        f"data.root={make_coco(tmp_path / 'coco', n=1)}", f"run_dir={tmp_path}/r",
+                                        f"image_dir={tmp_path}/images"])
     with pytest.raises(RuntimeError, match="huggingface-cli download"):
         pipeline.run(cfg)
     assert metrics(tmp_path / "r")["status"] == "failed"
+
+
+def test_image_seeds_differ_for_ids_sharing_their_last_digits():
+    ids = ["lindau_000000_000019", "munster_000000_000019", "lindau_000001_000019"]
+    seeds = {pipeline.image_seed(0, u) for u in ids}
+    assert len(seeds) == 3 and pipeline.image_seed(0, ids[0]) == pipeline.image_seed(0, ids[0])
+    assert pipeline.image_seed(1, ids[0]) != pipeline.image_seed(0, ids[0])
+
+
+def test_paper_rows_share_one_image_folder_across_shards():
+    a = compose(PROJECT / "configs", ["+experiment=coco_boxes", "row=md_cac", "shard.index=0", "shard.count=8"])
+    b = compose(PROJECT / "configs", ["+experiment=coco_boxes", "row=md_cac", "shard.index=5", "shard.count=8"])
+    c = compose(PROJECT / "configs", ["+experiment=coco_boxes", "row=sd21_cac"])
+    assert a.image_dir == b.image_dir != c.image_dir and not a.eval.fid

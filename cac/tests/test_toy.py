@@ -18,7 +18,9 @@ def test_scenes_hold_the_captioned_squares():
         for j, c in enumerate(colours[i]):
             y, x = pos[i, j].tolist()
             res = placement((img[i:i + 1] + 1) / 2, [c], torch.tensor([[x, y, x + 3, y + 3]]))
-            assert res["present"][0]
+            assert res["present"][0] and res["in_box"][0]
+            if len(colours[i]) == 1:  # alone, the square is exactly its box (catches an x/y swap)
+                assert res["mass_in_box"][0] == 1.0 and res["iou"][0] == 1.0
     assert {len(c) for c in colours} == {1, 2}
 
 
