@@ -87,3 +87,42 @@ def make_coco():
 def make_cityscapes():
     """Factory: make_cityscapes(root) -> root."""
     return _make_cityscapes
+
+
+@pytest.fixture(scope="session")
+def clip_scorer(tmp_path_factory):
+    """A ClipScorer around a tiny random open_clip model (the real bundled CLIP tokenizer)."""
+    import open_clip
+
+    from cac.metrics import ClipScorer
+
+    cfg = {"embed_dim": 16,
+           "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    d = tmp_path_factory.mktemp("oc")
+    (d / "tiny-clip.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(d)
+    torch.manual_seed(0)
+    model, _, pre = open_clip.create_model_and_transforms("tiny-clip", pretrained=None)
+    return ClipScorer.from_parts(model, pre, open_clip.get_tokenizer("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_owlvit(tmp_path_factory):
+    """An OwlViTDetector around a tiny random OWL-ViT (threshold 0: every patch's box comes back)."""
+    from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTImageProcessor, OwlViTProcessor
+
+    from cac.metrics import OwlViTDetector
+    from cac.tokenizer import clip_tokenizer
+
+    cfg = OwlViTConfig(
+        text_config={"vocab_size": 49408, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 16},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=32)
+    torch.manual_seed(0)
+    proc = OwlViTProcessor(image_processor=OwlViTImageProcessor(size={"height": 32, "width": 32},
+                                                                crop_size={"height": 32, "width": 32}),
+                           tokenizer=clip_tokenizer(tmp_path_factory.mktemp("tok"), model_max_length=16))
+    return OwlViTDetector(threshold=0.0, processor=proc, detector=OwlViTForObjectDetection(cfg))

@@ -81,23 +81,6 @@ def test_fid_and_kid_match_torchmetrics():
     assert ours == pytest.approx(float(kid.compute()[0]), rel=1e-4, abs=1e-7)
 
 
-@pytest.fixture(scope="module")
-def clip_scorer(tmp_path_factory):
-    import json
-
-    import open_clip
-
-    cfg = {"embed_dim": 16,
-           "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
-           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
-    d = tmp_path_factory.mktemp("oc")
-    (d / "tiny-clip.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(d)
-    torch.manual_seed(0)
-    model, _, pre = open_clip.create_model_and_transforms("tiny-clip", pretrained=None)
-    return M.ClipScorer.from_parts(model, pre, open_clip.get_tokenizer("tiny-clip"))
-
-
 def test_clip_score_is_clamped_scaled_cosine(clip_scorer):
     ims = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8)) for i in range(3)]
     texts = ["a dog", "a cat", "a bowl"]
@@ -116,22 +99,8 @@ def test_local_clip_scores_the_crop(clip_scorer):
     np.testing.assert_allclose(local, direct, rtol=1e-5)
 
 
-def test_owlvit_detector_on_a_tiny_model(tmp_path):
-    from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTImageProcessor, OwlViTProcessor
-
-    from cac.tokenizer import clip_tokenizer
-
-    cfg = OwlViTConfig(
-        text_config={"vocab_size": 49408, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 16},
-        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 32, "patch_size": 8},
-        projection_dim=32)
-    torch.manual_seed(0)
-    proc = OwlViTProcessor(image_processor=OwlViTImageProcessor(size={"height": 32, "width": 32},
-                                                                crop_size={"height": 32, "width": 32}),
-                           tokenizer=clip_tokenizer(tmp_path / "tok", model_max_length=16))
-    det = M.OwlViTDetector(threshold=0.0, processor=proc, detector=OwlViTForObjectDetection(cfg))
+def test_owlvit_detector_on_a_tiny_model(tiny_owlvit):
+    det = tiny_owlvit
     im = Image.fromarray(np.zeros((48, 64, 3), dtype=np.uint8))
     out = det([im], [["a dog", "a cat", "a dog"]])[0]
     assert len(out["boxes"]) == 16 and set(out["labels"]) <= {"a dog", "a cat"}  # one box per patch

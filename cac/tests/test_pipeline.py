@@ -120,3 +120,32 @@ def test_paper_rows_share_one_image_folder_across_shards():
     b = compose(PROJECT / "configs", ["+experiment=coco_boxes", "row=md_cac", "shard.index=5", "shard.count=8"])
     c = compose(PROJECT / "configs", ["+experiment=coco_boxes", "row=sd21_cac"])
     assert a.image_dir == b.image_dir != c.image_dir and not a.eval.fid
+
+
+def test_evaluate_images_with_every_metric_on(tmp_path, monkeypatch, make_coco, clip_scorer, tiny_owlvit):
+    """The evaluation branch end to end (detector, CLIP, local CLIP, FID/KID) with tiny models in place of the
+    hub ones; FID's Inception is replaced by a fixed random projection."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from cac import data
+    from cac import metrics as M
+
+    lays = data.load_coco_boxes(make_coco(tmp_path / "coco", n=3))
+    d = tmp_path / "images"
+    d.mkdir()
+    for i, lay in enumerate(lays):
+        Image.fromarray(np.full((32, 32, 3), 60 * i, dtype=np.uint8)).save(d / f"{lay.uid}.png")
+    monkeypatch.setattr(M, "OwlViTDetector", lambda *a, **k: tiny_owlvit)
+    monkeypatch.setattr(M, "ClipScorer", lambda *a, **k: clip_scorer)
+    proj = torch.randn(3 * 299 * 299, 4, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(M, "inception_features", lambda x, device: (x.flatten(1).float() @ proj).double().numpy())
+    cfg = compose(PROJECT / "configs", ["+experiment=coco_boxes", "eval.fid=true", "eval.kid_subset_size=3"])
+    out = pipeline.evaluate_images(cfg, lays, d, "cpu")
+    assert out["eval/images"] == 3
+    for k in ("eval/box_acc", "eval/box_iou", "eval/present", "eval/position", "eval/local_clip"):
+        assert 0 <= out[k] <= 100, k
+    assert out["eval/clip"] >= 0 and np.isfinite(out["eval/fid"]) and np.isfinite(out["eval/kid"])
+    # a hit or a placement needs a same-label detection
+    assert out["eval/box_acc"] <= out["eval/present"] and out["eval/position"] <= out["eval/present"]
