@@ -188,6 +188,18 @@ class ClipScorer:
         return self.scores(crops, prompts)
 
 
+def _load_hf(kind: str, name: str, processor_cls, model_cls, processor, model, device: str):
+    """``(processor, model)``: the given objects, or both loaded from a hub id / local folder; offline misses
+    raise an error naming the download."""
+    try:
+        processor = processor or processor_cls.from_pretrained(name)
+        model = model or model_cls.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"could not load {kind} {name!r}: set HF_HOME to a cache holding it "
+                           f"(huggingface-cli download {name}) or pass a local folder") from e
+    return processor, model.to(device).eval()
+
+
 class OwlViTDetector:
     """Open-vocabulary detection (OWL-ViT / OWLv2 via transformers): per image, the queried labels' boxes
     (normalised xyxy), best first, above ``threshold``."""
@@ -196,12 +208,8 @@ class OwlViTDetector:
                  processor=None, detector=None):
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        try:
-            self.processor = processor or AutoProcessor.from_pretrained(model)
-            self.model = (detector or AutoModelForZeroShotObjectDetection.from_pretrained(model)).to(device).eval()
-        except OSError as e:
-            raise RuntimeError(f"could not load detector {model!r}: set HF_HOME to a cache holding it, or pass a "
-                               "local folder (huggingface-cli download google/owlvit-base-patch32)") from e
+        self.processor, self.model = _load_hf("detector", model, AutoProcessor, AutoModelForZeroShotObjectDetection,
+                                              processor, detector, device)
         self.threshold, self.device = threshold, device
 
     @torch.no_grad()
@@ -250,12 +258,8 @@ class Segmenter:
                  processor=None, segmenter=None):
         from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
-        try:
-            self.processor = processor or AutoImageProcessor.from_pretrained(model)
-            self.model = (segmenter or AutoModelForSemanticSegmentation.from_pretrained(model)).to(device).eval()
-        except OSError as e:
-            raise RuntimeError(f"could not load segmenter {model!r}: set HF_HOME to a cache holding it, or pass a "
-                               "local folder") from e
+        self.processor, self.model = _load_hf("segmenter", model, AutoImageProcessor,
+                                              AutoModelForSemanticSegmentation, processor, segmenter, device)
         self.device = device
 
     @torch.no_grad()

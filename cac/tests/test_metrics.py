@@ -129,3 +129,10 @@ def test_yolo_without_ultralytics_names_the_install():
             M.YoloDetector()
     else:
         pytest.skip("ultralytics is installed")
+
+
+def test_missing_recognition_models_name_the_download(tmp_path):
+    with pytest.raises(RuntimeError, match="huggingface-cli download"):
+        M.OwlViTDetector(str(tmp_path / "no-detector"))
+    with pytest.raises(RuntimeError, match="huggingface-cli download"):
+        M.Segmenter(str(tmp_path / "no-segmenter"))
