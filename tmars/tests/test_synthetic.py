@@ -38,3 +38,24 @@ def test_unknown_category_is_named():
 
     with pytest.raises(ValueError, match="unknown categories"):
         make_pool(5, mix={"clean": 1.0, "screenshots": 0.1})
+
+
+def test_detector_quality_by_hand():
+    from tmars.quality import detector_quality
+
+    quads = [OracleDetector([[[0, 0, 10, 10]]])([None])[0], np.zeros((0, 4, 2)),
+             OracleDetector([[[0, 0, 4, 4], [20, 20, 30, 30]]])([None])[0]]
+    truth = [np.array([[0, 0, 10, 5]]), np.array([[1, 1, 5, 5]]), np.zeros((0, 4))]
+    q = detector_quality(quads, truth, [(32, 32)] * 3)
+    assert q["recall"] == 0.5 and q["mean_iou"] == 0.25 and q["false_boxes_per_text_free_image"] == 2.0
+
+
+def test_rapidocr_on_the_generated_pool():
+    """Scaled to 224 px as the real pools are; the numbers go to the README via the mini, here only a floor."""
+    from tmars import RapidOCRDetector
+    from tmars.quality import detector_quality
+
+    pool = make_pool(12, mix={"word_only": 0.5, "clean": 0.5}, seed=3, size=224, font_size=36)
+    quads = RapidOCRDetector()(pool.images)
+    q = detector_quality(quads, pool.text_boxes, [im.size for im in pool.images])
+    assert q["recall"] >= 0.8 and q["false_boxes_per_text_free_image"] <= 0.5, q
