@@ -34,3 +34,26 @@ def undocumented_keys(config_dir: str | Path) -> list[str]:
             if "#" not in line:
                 found.append(f"{path.relative_to(config_dir)}: {line.strip()}")
     return found
+
+
+def check_experiment(config_dir: str | Path, experiment: str, launcher: str | None = None, groups=()):
+    """The house checks of one ``configs/experiment/<experiment>.yaml`` (optionally with ``+launcher=...``):
+    it composes and resolves, names its ``scale`` and ``paper_ref``, holds its table's grid in
+    ``hydra.sweeper.params``, every swept choice of ``groups`` exists as a config file, and the Slurm launcher
+    is selected when asked. Returns the composed config (hydra node included) for project-specific checks."""
+    from omegaconf import OmegaConf
+
+    config_dir = Path(config_dir)
+    cfg = compose(config_dir, [f"+experiment={experiment}"] + ([f"+launcher={launcher}"] if launcher else []),
+                  hydra=True)
+    assert cfg.scale in ("mini", "paper") and cfg.paper_ref, "an experiment names its scale and paper_ref"
+    OmegaConf.to_container(OmegaConf.create({k: v for k, v in cfg.items() if k != "hydra"}), resolve=True)
+    params = cfg.hydra.sweeper.params
+    assert params, "an experiment is a table: its grid sits in hydra.sweeper.params"
+    for group in groups:
+        for choice in str(params.get(group, "")).split(","):
+            assert not choice or (config_dir / group / f"{choice}.yaml").exists(), (group, choice)
+    if launcher == "slurm":
+        assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    return cfg
+

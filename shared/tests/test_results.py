@@ -147,3 +147,22 @@ def test_undocumented_keys_and_compose(tmp_path):
     assert undocumented_keys(tmp_path) == ["train.yaml: b: 2", "train.yaml: d: 3"]
     cfg = compose(tmp_path, ["a=5"])
     assert cfg.a == 5 and "hydra" not in cfg
+
+
+def test_check_experiment(tmp_path):
+    from shared.testing import check_experiment
+
+    (tmp_path / "method").mkdir()
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "method" / "a.yaml").write_text("name: a  # m\n")
+    (tmp_path / "train.yaml").write_text("defaults:\n  - _self_\n  - method: a\nscale: mini  # s\npaper_ref: x  # p\n")
+    (tmp_path / "experiment" / "good.yaml").write_text(
+        "# @package _global_\nscale: paper\npaper_ref: T1\nhydra:\n  sweeper:\n    params:\n      method: a\n")
+    (tmp_path / "experiment" / "typo.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      method: a,b\n")
+    (tmp_path / "experiment" / "flat.yaml").write_text("# @package _global_\nscale: paper\n")
+    assert check_experiment(tmp_path, "good", groups=("method",)).scale == "paper"
+    with pytest.raises(AssertionError, match="'method', 'b'"):
+        check_experiment(tmp_path, "typo", groups=("method",))
+    with pytest.raises(AssertionError, match="sweeper.params"):
+        check_experiment(tmp_path, "flat")

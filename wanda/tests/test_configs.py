@@ -3,9 +3,8 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
 
-from shared.testing import compose, undocumented_keys
+from shared.testing import check_experiment, compose, undocumented_keys
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -18,16 +17,7 @@ def _compose(overrides, name="train"):
 @pytest.mark.parametrize("launcher", [None, "slurm"])
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(experiment, launcher):
-    cfg = _compose([f"+experiment={experiment}"] + ([f"+launcher={launcher}"] if launcher else []))
-    assert cfg.scale in ("mini", "paper") and cfg.paper_ref
-    OmegaConf.to_container(OmegaConf.create({k: v for k, v in cfg.items() if k != "hydra"}), resolve=True)
-    params = cfg.hydra.sweeper.params
-    assert params, "an experiment is a table: its grid sits in hydra.sweeper.params"
-    for group in ("model", "method", "setting"):
-        for choice in str(params.get(group, "")).split(","):
-            assert not choice or (CONFIGS / group / f"{choice}.yaml").exists(), (group, choice)
-    if launcher == "slurm":
-        assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    check_experiment(CONFIGS, experiment, launcher, groups=("model", "method", "setting"))
 
 
 def test_slurm_gpu_requests():
