@@ -265,6 +265,7 @@ def train_toy(out_dir: str | Path, arch: ToyConfig | None = None, steps: int = 3
     from tqdm.auto import tqdm
 
     from cac.tokenizer import clip_tokenizer
+    from shared.checkpoint import load_state, save_state
 
     arch = arch or ToyConfig()
     out = Path(out_dir)
@@ -278,14 +279,8 @@ def train_toy(out_dir: str | Path, arch: ToyConfig | None = None, steps: int = 3
     warm = max(1, steps // 20)
     lr_at = lambda s: lr * min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))  # noqa: E731
     gen = torch.Generator().manual_seed(seed)
-    start, ckpt = 0, out / "checkpoint.pt"
-    if ckpt.exists():
-        st = torch.load(ckpt, weights_only=False)
-        unet.load_state_dict(st["unet"])
-        te.load_state_dict(st["text_encoder"])
-        opt.load_state_dict(st["opt"])
-        gen.set_state(st["gen"])
-        start = st["step"]
+    ckpt = out / "checkpoint.pt"
+    start = load_state(ckpt, gen, unet=unet, text_encoder=te, opt=opt)
     acp = train_sched.alphas_cumprod
     pipe = ToyPipeline(unet, te, tok, sample_sched)
     bar = tqdm(range(start, steps), disable=not progress, desc="train toy", initial=start, total=steps)
@@ -310,8 +305,7 @@ def train_toy(out_dir: str | Path, arch: ToyConfig | None = None, steps: int = 3
         if log is not None:
             log(step, {"train/loss": loss.item(), "train/lr": lr_at(step)})
         if (step + 1) % ckpt_every == 0 and step + 1 < steps:
-            torch.save({"unet": unet.state_dict(), "text_encoder": te.state_dict(), "opt": opt.state_dict(),
-                        "gen": gen.get_state(), "step": step + 1}, ckpt)
+            save_state(ckpt, step + 1, gen, unet=unet, text_encoder=te, opt=opt)
     unet.eval()
     te.eval()
     pipe.save(out)

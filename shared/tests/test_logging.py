@@ -77,3 +77,20 @@ def test_finish_twice_is_idempotent(tmp_path):
     b = run.finish({"x": 2.0})
     assert a["metrics"] == b["metrics"] == {"x": 1.0}
     assert not math.isnan(a["wall_time_s"])
+
+
+def test_checkpoint_round_trip_and_atomic_write(tmp_path):
+    import torch
+
+    from shared.checkpoint import load_state, save_state
+
+    lin = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    g = torch.Generator().manual_seed(7)
+    assert load_state(tmp_path / "none.pt", g, model=lin) == 0
+    save_state(tmp_path / "c.pt", 5, g, model=lin, opt=opt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"], "no temporary file left behind"
+    expected = torch.rand(3, generator=g)
+    lin2, g2 = torch.nn.Linear(3, 2), torch.Generator()
+    assert load_state(tmp_path / "c.pt", g2, model=lin2, opt=torch.optim.SGD(lin2.parameters(), lr=0.1)) == 5
+    assert torch.equal(lin2.weight, lin.weight) and torch.equal(torch.rand(3, generator=g2), expected)

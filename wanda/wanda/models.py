@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import trange
 
+from shared.checkpoint import load_state, save_state
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -74,15 +76,8 @@ def train_tiny(model, stream: torch.Tensor, steps: int = 1000, batch: int = 16, 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     g = torch.Generator().manual_seed(seed)
-    start = 0
     ckpt = Path(ckpt) if ckpt else None
-    if ckpt is not None and ckpt.exists():
-        st = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
-        g.set_state(st["gen"])
-        start = st["step"]
+    start = load_state(ckpt, g, model=model, opt=opt, sched=sched)
     model.train()
     loss = torch.tensor(float("nan"))
     bar = trange(start, steps, desc="train tiny llama", disable=not progress)
@@ -98,10 +93,7 @@ def train_tiny(model, stream: torch.Tensor, steps: int = 1000, batch: int = 16, 
         if progress and step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if ckpt is not None and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "gen": g.get_state(), "step": step + 1}, tmp)
-            tmp.replace(ckpt)
+            save_state(ckpt, step + 1, g, model=model, opt=opt, sched=sched)
     model.eval()
     return {"final_loss": loss.item(), "resumed_from": start}
 
