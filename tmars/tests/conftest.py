@@ -14,11 +14,9 @@ TINY_CLIP = {"embed_dim": 16,
 
 
 @pytest.fixture(scope="session")
-def tiny_clip(tmp_path_factory):
-    """(model, preprocess, tokenizer) of a tiny open_clip model loaded from a local checkpoint file."""
+def tiny_clip_ckpt(tmp_path_factory) -> str:
+    """Path of a local checkpoint of the open_clip model config "tmars-tiny" (registered with open_clip)."""
     import open_clip
-
-    from tmars import load_clip
 
     d = tmp_path_factory.mktemp("oc")
     (d / "tmars-tiny.json").write_text(json.dumps(TINY_CLIP))
@@ -26,4 +24,12 @@ def tiny_clip(tmp_path_factory):
     torch.manual_seed(0)
     model = open_clip.create_model("tmars-tiny", pretrained=None)
     torch.save({"state_dict": model.state_dict()}, d / "tiny.pt")
-    return load_clip("tmars-tiny", str(d / "tiny.pt"))
+    return str(d / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tiny_clip_ckpt):
+    """(model, preprocess, tokenizer) of a tiny open_clip model loaded from a local checkpoint file."""
+    from tmars import load_clip
+
+    return load_clip("tmars-tiny", tiny_clip_ckpt)

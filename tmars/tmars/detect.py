@@ -35,6 +35,17 @@ def unpad_quads(quads: np.ndarray, geom: dict) -> np.ndarray:
     return q
 
 
+def polys_to_quads(polys) -> np.ndarray:
+    """Polygons of any number of points -> the quads of their axis-aligned boxes ``[k, 4, 2]`` (masking fills
+    the axis-aligned box anyway; curved-text detectors return more than 4 points)."""
+    out = np.zeros((len(polys), 4, 2))
+    for k, p in enumerate(polys):
+        p = np.asarray(p, dtype=np.float64).reshape(-1, 2)
+        (x0, y0), (x1, y1) = p.min(0), p.max(0)
+        out[k] = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+    return out
+
+
 class OracleDetector:
     """Known text boxes: ``boxes[i]`` is image i's list of xyxy pixel boxes (or quads)."""
 
@@ -59,12 +70,14 @@ class RapidOCRDetector:
     """PP-OCR text detection (and recognition with ``recognize=True``) via rapidocr, fully offline."""
 
     def __init__(self, limit_side_len: int = 320, limit_type: str = "max", recognize: bool = False,
-                 box_thresh: float = 0.5):
+                 box_thresh: float = 0.5, threads: int = -1, use_cuda: bool = False):
         from rapidocr import RapidOCR
 
         self.recognize = recognize
         self.engine = RapidOCR(params={"Det.limit_side_len": limit_side_len, "Det.limit_type": limit_type,
-                                       "Det.box_thresh": box_thresh, "Global.log_level": "error"})
+                                       "Det.box_thresh": box_thresh, "Global.log_level": "error",
+                                       "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                                       "EngineConfig.onnxruntime.use_cuda": use_cuda})
         self.texts: list[list[str]] = []
 
     def __call__(self, images: Sequence) -> list[np.ndarray]:
@@ -81,6 +94,80 @@ class RapidOCRDetector:
             texts.append(list(txt) if txt is not None else [])
         self.texts = texts
         return quads
+
+
+class PaddleOCRDetector:
+    """PP-OCR through PaddleOCR 3.x itself (cluster users; ``requirements-full.txt``, in its own venv: paddlepaddle
+    pins its own numpy/protobuf). Detection is batched (``TextDetection.predict(list, batch_size)``); with
+    ``recognize`` the full ``PaddleOCR`` pipeline runs (detection + recognition). PaddleOCR downloads its models on
+    first use (network), so this detector is for GPU nodes and clusters, not our offline CI."""
+
+    def __init__(self, model_name: str = "PP-OCRv5_mobile_det", recognize: bool = False, device: str | None = None,
+                 batch_size: int = 16):
+        try:
+            import paddleocr
+        except ImportError as e:
+            raise ImportError("detector=paddleocr needs PaddleOCR: pip install -r requirements-full.txt in its own "
+                              "venv (or use detector=rapidocr, the same PP-OCR models through onnxruntime)") from e
+        self.recognize, self.batch_size = recognize, batch_size
+        if recognize:
+            self.engine = paddleocr.PaddleOCR(text_detection_model_name=model_name, use_doc_orientation_classify=False,
+                                              use_doc_unwarping=False, use_textline_orientation=False, device=device)
+        else:
+            self.engine = paddleocr.TextDetection(model_name=model_name, device=device)
+        self.texts: list[list[str]] = []
+
+    def __call__(self, images: Sequence) -> list[np.ndarray]:
+        """Quads per image in original pixels (PaddleOCR maps its resize back itself)."""
+        arrs = [np.asarray(im.convert("RGB") if isinstance(im, Image.Image) else im)[..., ::-1].copy()  # BGR
+                for im in images]
+        quads, texts = [], []
+        for res in self.engine.predict(arrs, batch_size=self.batch_size):
+            polys = res["rec_polys"] if self.recognize else res["dt_polys"]
+            quads.append(polys_to_quads(polys))
+            texts.append(list(res["rec_texts"]) if self.recognize else [])
+        self.texts = texts
+        return quads
+
+
+_WORKER_DETECTOR = None
+
+
+def _init_worker(make):
+    global _WORKER_DETECTOR
+    _WORKER_DETECTOR = make()
+
+
+def _detect_chunk(images):
+    quads = _WORKER_DETECTOR(images)
+    return quads, getattr(_WORKER_DETECTOR, "texts", [[] for _ in quads])
+
+
+class ParallelDetector:
+    """Any detector spread over ``workers`` processes (each builds its own with ``make()``, e.g.
+    ``functools.partial(RapidOCRDetector, threads=1)``): PP-OCR's CPU inference runs one image at a time, so
+    processes are how detection scales with cores. Order is kept; ``texts`` as the wrapped detector's."""
+
+    def __init__(self, make, workers: int = 2, chunk: int = 16):
+        import multiprocessing as mp
+
+        self.make, self.workers, self.chunk = make, workers, chunk
+        self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(make,))
+        self.texts: list[list[str]] = []
+
+    def __call__(self, images: Sequence) -> list[np.ndarray]:
+        chunks = [list(images[i:i + self.chunk]) for i in range(0, len(images), self.chunk)]
+        quads, texts = [], []
+        for q, t in self.pool.map(_detect_chunk, chunks):
+            quads += q
+            texts += t
+        self.texts = texts
+        return quads
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self.pool.close()
+        self.pool.join()
 
 
 def detect_text(images: Sequence, detector=None) -> list[np.ndarray]:
