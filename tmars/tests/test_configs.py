@@ -32,8 +32,9 @@ def test_table_rows():
     assert med.train.model == "ViT-B-32" and med.train.lr == 5e-4 and med.train.warmup == 500
 
 
-def test_a_command_line_method_wins_over_the_sweep():
-    """The scoring step of a table is `-m +experiment=... stage=score method=tmars`: one method, not the grid."""
+def test_the_scoring_step_composes_with_one_method_and_a_shard_range():
+    """The scoring step of a table is `-m +experiment=... stage=score method=tmars 'shard.index=range(0,64)'`
+    (that a command-line value replaces the experiment's grid is exercised by the slow test's `seed=0,1`)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     cfg = compose(CONFIGS, ["+experiment=datacomp_small", "stage=score", "method=tmars"])

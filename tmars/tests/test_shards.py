@@ -63,12 +63,33 @@ def shard_dir(tmp_path):
     return d
 
 
-def test_iter_shard_groups_members_and_reports_damage(shard_dir):
+def test_iter_shard_groups_members_and_reports_damage(shard_dir, tmp_path):
     ok = list(iter_shard(shard_dir / "00000000.tar"))
     assert [s["uid"] for s in ok] == [f"{i + 1:032x}" for i in range(6)] and all(s["image"] for s in ok)
-    assert ok[0]["caption"] == "a photo number 0"
+    assert ok[0]["caption"] == "a photo number 0" and all(s["reason"] is None for s in ok)
     cut = list(iter_shard(shard_dir / "00000002.tar"))
     assert cut[-1]["key"] is None and "unreadable" in cut[-1]["reason"] and 0 < len(cut) - 1 < 6
+    # cut exactly at a member boundary: tarfile raises nothing, the missing end-of-archive marker gives it away
+    raw = (shard_dir / "00000000.tar").read_bytes()
+    with tarfile.open(shard_dir / "00000000.tar") as t:
+        members = t.getmembers()
+    boundary = members[6].offset  # header of the 3rd sample's first file
+    (tmp_path / "cut.tar").write_bytes(raw[:boundary])
+    got = list(iter_shard(tmp_path / "cut.tar"))
+    assert [s["uid"] for s in got[:-1]] == [f"{i + 1:032x}" for i in range(2)] and "truncated" in got[-1]["reason"]
+
+
+def test_samples_without_a_datacomp_uid_fail(tmp_path):
+    with tarfile.open(tmp_path / "x.tar", "w") as tar:
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buf, format="PNG")
+        for key, meta in (("k1", b'{"uid": "123"}'), ("k2", b"{broken"), ("k3", b'{"uid": "' + b"0" * 32 + b'"}')):
+            _add(tar, f"{key}.png", buf.getvalue())
+            _add(tar, f"{key}.txt", b"cap")
+            _add(tar, f"{key}.json", meta)
+    got = list(iter_shard(tmp_path / "x.tar"))
+    assert [s["reason"] is None for s in got] == [False, False, True] and "32 hex" in got[0]["reason"]
+    assert got[0]["uid"] == "key:k1" and got[2]["uid"] == "0" * 32
 
 
 def test_process_shard_records_everything_and_resumes(shard_dir, tmp_path, tiny_clip):
@@ -111,6 +132,38 @@ def test_process_shard_records_everything_and_resumes(shard_dir, tmp_path, tiny_
         process_shard(shard_dir / "00000009.tar", out, scorer, det, progress=False)
 
 
+def test_resume_refuses_tables_of_other_settings_and_bad_samples_fail_alone(shard_dir, tmp_path, tiny_clip):
+    model, pre, tok = tiny_clip
+
+    def scorer(ims, masked, caps, changed):
+        if any(c.endswith(" 3") for c in caps):  # one sample whose scoring breaks
+            raise RuntimeError("boom")
+        return clip_and_tmars_scores(model, pre, tok, ims, masked, caps, changed)
+
+    out = tmp_path / "scores"
+    r = process_shard(shard_dir / "00000000.tar", out, scorer, BoxOnTextDetector(), progress=False,
+                      fingerprint={"ring": 5})
+    df = pd.read_parquet(out / "00000000.parquet")
+    assert r["ok"] == 5 and r["failed"] == 1 and "boom" in df.reason[3] and df.tmars_score.drop(3).notna().all()
+    assert process_shard(shard_dir / "00000000.tar", out, scorer, None, fingerprint={"ring": 5})["skipped"]
+    with pytest.raises(ValueError, match=r"\['ring'\].*new folder"):
+        process_shard(shard_dir / "00000000.tar", out, scorer, None, fingerprint={"ring": 2})
+
+
+def test_uids_listed_in_the_metadata_but_absent_from_the_tar_are_failures(shard_dir, tmp_path, tiny_clip):
+    model, pre, tok = tiny_clip
+    scorer = lambda ims, masked, caps, changed: clip_and_tmars_scores(model, pre, tok, ims, masked, caps, changed)  # noqa
+    uids = [f"{i + 1:032x}" for i in range(6)] + ["e" * 32, "f" * 32]
+    pd.DataFrame({"uid": uids, "clip_b32_similarity_score": np.linspace(0, 1, 8),
+                  "status": ["success"] * 7 + ["failed_to_download"], "error_message": [None] * 7 + ["HTTP 404"]}
+                 ).to_parquet(shard_dir / "00000000.parquet")
+    r = process_shard(shard_dir / "00000000.tar", tmp_path / "s", scorer, BoxOnTextDetector(), progress=False)
+    df = pd.read_parquet(tmp_path / "s" / "00000000.parquet").set_index("uid")
+    assert r["n"] == 8 and r["ok"] == 6 and r["failed"] == 2
+    assert "not in the tar" in df.loc["e" * 32, "reason"] and "HTTP 404" in df.loc["f" * 32, "reason"]
+    assert df.clip_b32_similarity_score.notna().all()
+
+
 def _jpeg(im):
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=95)
@@ -120,7 +173,7 @@ def _jpeg(im):
 def test_reshard_and_open_clip_flags(shard_dir, tmp_path):
     from open_clip_train.params import parse_args
 
-    from tmars.train import open_clip_train_args, reshard
+    from tmars.train import open_clip_train_args, reshard, train_command
 
     keep = {f"{i + 1:032x}" for i in (0, 3, 4)}
     n = reshard([shard_dir / "00000000.tar", shard_dir / "missing.tar"], keep, tmp_path / "sub", shard_size=2,
@@ -131,7 +184,10 @@ def test_reshard_and_open_clip_flags(shard_dir, tmp_path):
     t = {"model": "ViT-B-32", "samples_seen": 128_000_000, "batch_size": 512, "lr": 5e-4, "warmup": 500, "wd": 0.2,
          "beta2": 0.98, "num_checkpoints": 5, "workers": 8, "precision": "amp", "seed": 0, "report_to": "",
          "extra": []}
-    args = parse_args(open_clip_train_args(tmp_path / "sub", n, tmp_path / "logs", t))
+    cmd = open_clip_train_args(tmp_path / "sub", n, tmp_path / "logs", t)
+    assert train_command(cmd, 8)[2:5] == ["torch.distributed.run", "--standalone", "--nproc_per_node=8"]
+    assert train_command(cmd, 1)[1:3] == ["-m", "open_clip_train.main"]
+    args = parse_args(cmd)
     assert args.train_data == f"{tmp_path / 'sub'}/{{00000000..00000001}}.tar"
     assert args.train_num_samples == 25_600_000 and args.epochs == 5 and args.dataset_resampled
     assert (args.lr, args.warmup, args.wd, args.beta2, args.precision) == (5e-4, 500, 0.2, 0.98, "amp")

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tmars.detect import OracleDetector, RapidOCRDetector, detect_text
+from tmars.detect import OracleDetector, PaddleOCRDetector, ParallelDetector, RapidOCRDetector, detect_text
 from tmars.mask import mask_text
-from tmars.score import clip_scores, load_clip
+from tmars.score import clip_and_tmars_scores, clip_scores, load_clip
 from tmars.select import datacomp_threshold, select, text_match
 
 
@@ -22,5 +22,6 @@ def filter_pool(images: Sequence, captions: Sequence[str], model, preprocess, to
     return clip_scores(model, preprocess, tokenizer, masked, captions, batch_size, device)
 
 
-__all__ = ["OracleDetector", "RapidOCRDetector", "clip_scores", "datacomp_threshold", "detect_text", "filter_pool",
-           "load_clip", "mask_text", "select", "text_match"]
+__all__ = ["OracleDetector", "PaddleOCRDetector", "ParallelDetector", "RapidOCRDetector", "clip_and_tmars_scores",
+           "clip_scores", "datacomp_threshold", "detect_text", "filter_pool", "load_clip", "mask_text", "select",
+           "text_match"]

@@ -70,10 +70,10 @@ class RapidOCRDetector:
     """PP-OCR text detection (and recognition with ``recognize=True``) via rapidocr, fully offline."""
 
     def __init__(self, limit_side_len: int = 320, limit_type: str = "max", recognize: bool = False,
-                 box_thresh: float = 0.5, threads: int = -1, use_cuda: bool = False):
+                 box_thresh: float = 0.5, threads: int = -1, use_cuda: bool = False, text_score: float = 0.5):
         from rapidocr import RapidOCR
 
-        self.recognize = recognize
+        self.recognize, self.text_score = recognize, text_score
         self.engine = RapidOCR(params={"Det.limit_side_len": limit_side_len, "Det.limit_type": limit_type,
                                        "Det.box_thresh": box_thresh, "Global.log_level": "error",
                                        "EngineConfig.onnxruntime.intra_op_num_threads": threads,
@@ -81,17 +81,22 @@ class RapidOCRDetector:
         self.texts: list[list[str]] = []
 
     def __call__(self, images: Sequence) -> list[np.ndarray]:
-        """Quads per image; with ``recognize``, ``self.texts`` holds the strings of the last call."""
+        """Quads per image; with ``recognize``, ``self.texts`` holds the strings of the last call read with a
+        confidence >= ``text_score`` (the boxes are all detected boxes, read or not)."""
         quads, texts = [], []
         for im in images:
-            arr = np.asarray(im.convert("RGB") if isinstance(im, Image.Image) else im)
-            # all three flags on every call: rapidocr keeps call-time flags on the engine object
-            res = self.engine(arr, use_det=True, use_cls=False, use_rec=self.recognize)
+            # rapidocr takes numpy arrays as BGR (it converts only PIL images / files from RGB)
+            bgr = np.ascontiguousarray(np.asarray(im.convert("RGB") if isinstance(im, Image.Image) else im)[..., ::-1])
+            # every flag on every call (rapidocr keeps call-time flags on the engine); text_score=0 so recognition
+            # never removes a detected box: the boxes to mask do not depend on whether the text is also read
+            res = self.engine(bgr, use_det=True, use_cls=False, use_rec=self.recognize, text_score=0.0)
             boxes = getattr(res, "boxes", None)
             none = np.zeros((0, 4, 2))
-            quads.append(none if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 4, 2))
-            txt = getattr(res, "txts", None)
-            texts.append(list(txt) if txt is not None else [])
+            quads.append(none if boxes is None or len(boxes) == 0 else
+                         np.asarray(boxes, dtype=np.float64).reshape(-1, 4, 2))
+            txt, sc = getattr(res, "txts", None), getattr(res, "scores", None)
+            texts.append([t for t, c in zip(txt, sc) if c >= self.text_score] if txt is not None and sc is not None
+                         else [])
         self.texts = texts
         return quads
 
@@ -110,9 +115,10 @@ class PaddleOCRDetector:
             raise ImportError("detector=paddleocr needs PaddleOCR: pip install -r requirements-full.txt in its own "
                               "venv (or use detector=rapidocr, the same PP-OCR models through onnxruntime)") from e
         self.recognize, self.batch_size = recognize, batch_size
-        if recognize:
+        if recognize:  # the pipeline batches recognition itself; its predict() takes no batch_size
             self.engine = paddleocr.PaddleOCR(text_detection_model_name=model_name, use_doc_orientation_classify=False,
-                                              use_doc_unwarping=False, use_textline_orientation=False, device=device)
+                                              use_doc_unwarping=False, use_textline_orientation=False,
+                                              text_recognition_batch_size=batch_size, device=device)
         else:
             self.engine = paddleocr.TextDetection(model_name=model_name, device=device)
         self.texts: list[list[str]] = []
@@ -122,10 +128,11 @@ class PaddleOCRDetector:
         arrs = [np.asarray(im.convert("RGB") if isinstance(im, Image.Image) else im)[..., ::-1].copy()  # BGR
                 for im in images]
         quads, texts = [], []
-        for res in self.engine.predict(arrs, batch_size=self.batch_size):
-            polys = res["rec_polys"] if self.recognize else res["dt_polys"]
-            quads.append(polys_to_quads(polys))
-            texts.append(list(res["rec_texts"]) if self.recognize else [])
+        results = self.engine.predict(arrs) if self.recognize else self.engine.predict(arrs, batch_size=self.batch_size)
+        for res in results:
+            # dt_polys: every detected box (rec_polys keeps only the read ones); texts above a 0.5 confidence
+            quads.append(polys_to_quads(res["dt_polys"]))
+            texts.append([t for t, c in zip(res["rec_texts"], res["rec_scores"]) if c >= 0.5] if self.recognize else [])
         self.texts = texts
         return quads
 
@@ -146,7 +153,8 @@ def _detect_chunk(images):
 class ParallelDetector:
     """Any detector spread over ``workers`` processes (each builds its own with ``make()``, e.g.
     ``functools.partial(RapidOCRDetector, threads=1)``): PP-OCR's CPU inference runs one image at a time, so
-    processes are how detection scales with cores. Order is kept; ``texts`` as the wrapped detector's."""
+    processes are how detection scales with cores. Order is kept; ``texts`` as the wrapped detector's. Not for
+    ``OracleDetector``, whose boxes are looked up by position in the whole list."""
 
     def __init__(self, make, workers: int = 2, chunk: int = 16):
         import multiprocessing as mp

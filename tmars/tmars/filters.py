@@ -9,7 +9,8 @@ sample: ``uid``, ``status``, ``clip_score``, ``tmars_score``, ``text_match``, Da
 - ``text_match``: drop pairs whose OCR text overlaps the caption;
 - intersections: any rule ``&`` others (``intersect``), or ``&`` an external uid list (``uids_file``: e.g. the
   C-SSFT / C-RHO subsets of the paper's T-MARS ∩ C-SSFT rows, which we do not compute ourselves).
-Failed samples are never kept. Fractions are of the whole pool (DataComp semantics, ``select.select``).
+Failed samples are never kept. Fractions are of the samples that have a score (DataComp's metadata gives every
+sample one; ours has none for a failed sample), with DataComp's threshold semantics (``select.select``).
 """
 from __future__ import annotations
 

@@ -32,26 +32,23 @@ def mask_text(image: np.ndarray, quads: np.ndarray, ring: int = 5) -> np.ndarray
     boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
     if len(boxes) == 0:
         return img.copy()
-    ys, xs = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
-    inside = ((ys >= boxes[:, 1, None, None]) & (ys < boxes[:, 3, None, None])
-              & (xs >= boxes[:, 0, None, None]) & (xs < boxes[:, 2, None, None]))  # [k, H, W]
-    text = inside.any(0)
-    grown = ((ys >= boxes[:, 1, None, None] - ring) & (ys < boxes[:, 3, None, None] + ring)
-             & (xs >= boxes[:, 0, None, None] - ring) & (xs < boxes[:, 2, None, None] + ring))
-    bands = grown & ~text[None]  # [k, H, W]
-    flat = img.reshape(h * w, -1).astype(np.float64)
-    counts = bands.reshape(len(boxes), -1).sum(1)
-    means = bands.reshape(len(boxes), -1).astype(np.float64) @ flat / np.maximum(counts, 1)[:, None]
-    if (counts == 0).any():
-        rest = ~text.reshape(-1)
-        if rest.any():
-            means[counts == 0] = flat[rest].mean(0)
-        else:
-            means[counts == 0] = np.nan  # nothing to take a colour from: those boxes stay as they are
-    out = img.astype(np.float64).reshape(h * w, -1)
-    for k in np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])):  # large first, small on top
-        if np.isfinite(means[k]).all():
-            out[inside[k].reshape(-1)] = means[k]
+    text = np.zeros((h, w), bool)  # union of all text boxes: O(H W) memory, whatever the number of boxes
+    for x0, y0, x1, y1 in boxes:
+        text[y0:y1, x0:x1] = True
+    src = img.reshape(h, w, -1).astype(np.float64)
+    means = np.full((len(boxes), src.shape[2]), np.nan)
+    for k, (x0, y0, x1, y1) in enumerate(boxes):  # the band, read from the box's neighbourhood crop only
+        ya, yb, xa, xb = max(y0 - ring, 0), min(y1 + ring, h), max(x0 - ring, 0), min(x1 + ring, w)
+        band = ~text[ya:yb, xa:xb]
+        if band.any():
+            means[k] = src[ya:yb, xa:xb][band].mean(0)
+    if np.isnan(means).any() and (~text).any():
+        means[np.isnan(means[:, 0])] = src[~text].mean(0)  # no band pixel: the mean outside all text
+    out = src.copy()
+    for k in np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable"):
+        if np.isfinite(means[k]).all():  # large first, small on top; a box with nothing to sample stays as is
+            x0, y0, x1, y1 = boxes[k]
+            out[y0:y1, x0:x1] = means[k]
     out = out.reshape(img.shape)
     if np.issubdtype(img.dtype, np.integer):
         out = np.clip(np.rint(out), np.iinfo(img.dtype).min, np.iinfo(img.dtype).max)

@@ -24,6 +24,7 @@ from shared.device import get_device, limit_threads, seed_everything
 from shared.logging import start_run
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+POOL_CACHE_VERSION = 2  # bump when detection / masking / scoring code changes what the mini's cached pool holds
 
 
 def resolve_path(path: str | None) -> Path | None:
@@ -118,7 +119,7 @@ def mini_pool_scores(cfg: DictConfig, pool, progress: bool) -> dict[str, np.ndar
 
     d, det = cfg.data, cfg.detector
     spec = {"data": OmegaConf.to_container(d), "scorer": OmegaConf.to_container(cfg.scorer),
-            "detector": OmegaConf.to_container(det), "ring": cfg.ring}
+            "detector": OmegaConf.to_container(det), "ring": cfg.ring, "version": POOL_CACHE_VERSION}
     path = resolve_path(cfg.cache_dir) / f"pool-{_cache_key(spec)}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
@@ -132,13 +133,17 @@ def mini_pool_scores(cfg: DictConfig, pool, progress: bool) -> dict[str, np.ndar
         if hasattr(detector, "close"):
             detector.close()
         boxes["rapidocr"] = quads
-        out["text_match"] = text_match(texts, pool.captions)
+        if det.recognize:  # without recognition there is no text to match: no text_match column at all
+            out["text_match"] = text_match(texts, pool.captions)
         q = detector_quality(quads, pool.text_boxes, [im.size for im in pool.images])
         out.update({f"detector/{k}": np.array(v) for k, v in q.items()})
         out["n_boxes_rapidocr"] = np.array([len(x) for x in quads])
     out.update(pool_scores(scorer, pool, boxes, cfg.ring))
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **out)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:  # atomic: a killed run or a parallel launcher never reads half a file
+        np.savez(f, **out)
+    tmp.replace(path)
     return out
 
 
@@ -149,8 +154,12 @@ def mini_keep(method, scores: dict[str, np.ndarray], categories) -> np.ndarray:
     from tmars.filters import apply_rule
 
     n = len(categories)
+    if f"tmars_{method.boxes}" not in scores:
+        have = sorted(k[6:] for k in scores if k.startswith("tmars_"))
+        raise ValueError(f"method.boxes={method.boxes!r} has no scores in this pool; available: {have} "
+                         "(rapidocr boxes need detector=rapidocr)")
     df = pd.DataFrame({"uid": [str(i) for i in range(n)], "status": "ok", "clip_score": scores["clip"],
-                       "tmars_score": scores.get(f"tmars_{method.boxes}", scores["tmars_oracle"])})
+                       "tmars_score": scores[f"tmars_{method.boxes}"]})
     if "text_match" in scores:
         df["text_match"] = scores["text_match"]
     return apply_rule(df, rule_from_cfg(method))
@@ -180,8 +189,10 @@ def run_mini(cfg: DictConfig, rec) -> dict:
     rec.log({"train/loss_last50": float(np.mean(losses[-50:]))}, step=st.steps)
     summary["train/samples_seen"] = st.steps * st.batch_size
     summary["train/loss_last50"] = float(np.mean(losses[-50:]))
+    scorer = mini_scorer(cfg, cfg.progress)  # cached: how well the stand-in for L/14 sees and reads
     for name, (x, y) in zero_shot_sets(d.n_test, d.size, d.font_size, d.test_seed).items():
         summary[f"test/zs_{name}"] = zero_shot(student, x, y)
+        summary[f"scorer/zs_{name}"] = zero_shot(scorer, x, y)
     return summary
 
 
@@ -207,15 +218,23 @@ def run_score(cfg: DictConfig, rec, device) -> dict:
     scorer = make_scorer(cfg, device)
     detector = build_detector(cfg.detector)
     out_dir = resolve_path(cfg.data.scores_dir)
-    totals = {"shards": 0, "skipped": 0, "missing": 0, "samples": 0, "ok": 0, "failed": 0}
-    missing = []
+    fingerprint = score_fingerprint(cfg)
+    totals = {"shards": 0, "skipped": 0, "missing": 0, "broken": 0, "samples": 0, "ok": 0, "failed": 0}
+    missing, broken = [], []
     for sh in shards:
         if not sh.exists():  # recorded, not fatal: one lost shard must not stop an array job
             missing.append(str(sh))
             totals["missing"] += 1
             continue
-        r = process_shard(sh, out_dir, scorer, detector, cfg.ring, cfg.batch_size, text_match=cfg.detector.recognize,
-                          progress=cfg.progress)
+        try:
+            r = process_shard(sh, out_dir, scorer, detector, cfg.ring, cfg.batch_size,
+                              text_match=cfg.detector.recognize, progress=cfg.progress, fingerprint=fingerprint)
+        except ValueError:
+            raise  # settings mismatch with existing tables: the user must choose, not skip
+        except Exception as e:  # noqa: BLE001 - one broken shard must not stop the others; listed, rerun retries it
+            broken.append(f"{sh}\t{type(e).__name__}: {e}"[:500])
+            totals["broken"] += 1
+            continue
         totals["shards"] += 1
         totals["skipped"] += r["skipped"]
         totals["samples"] += r["n"]
@@ -225,29 +244,48 @@ def run_score(cfg: DictConfig, rec, device) -> dict:
             rec.log({"score/images_per_s": r["images_per_s"]}, step=totals["shards"])
     if missing:
         (Path(cfg.run_dir) / "missing_shards.txt").write_text("\n".join(missing) + "\n")
+    if broken:
+        (Path(cfg.run_dir) / "broken_shards.txt").write_text("\n".join(broken) + "\n")
+    if hasattr(detector, "close"):
+        detector.close()
     return {f"score/{k}": v for k, v in totals.items()}
+
+
+def score_fingerprint(cfg: DictConfig) -> dict:
+    """What a score table depends on: scorer, detector settings, ring (stored in each table; checked on resume)."""
+    return {"scorer": f"{cfg.scorer.model}:{cfg.scorer.pretrained}", "ring": cfg.ring,
+            "detector": json.dumps(OmegaConf.to_container(cfg.detector), sort_keys=True)}
 
 
 def load_scores(scores_dir: Path, shards: list[Path], require_all: bool = True):
     """The score tables of the pool's shards as one DataFrame (other shards' tables in ``scores_dir`` are not
     read: nested pools of a scaling sweep share one scores_dir). An existing shard without a table is an error
-    naming it (``require_all``); a shard missing on disk is counted, not fatal. Returns (table, n_unscored)."""
+    naming it (``require_all``); a shard missing on disk is counted, not fatal. Returns (table, n_unscored,
+    n_missing_on_disk)."""
     import pandas as pd
 
-    files, lost = [], []
+    from tmars.shards import table_fingerprint
+
+    files, lost, gone = [], [], 0
     for sh in shards:
         f = scores_dir / (sh.name.split(".")[0] + ".parquet")
         if f.exists():
             files.append(f)
         elif sh.exists():
             lost.append(sh.name)
+        else:
+            gone += 1
     if lost and require_all:
         raise FileNotFoundError(f"{len(lost)} shard(s) have no score table in {scores_dir} (first: {lost[:3]}); "
                                 "run stage=score for them first (it skips finished shards), or set "
                                 "data.require_all_shards=false to filter what is scored so far")
     if not files:
         raise FileNotFoundError(f"no score tables for data.shards in {scores_dir}: run stage=score first")
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True), len(lost)
+    prints = {json.dumps(table_fingerprint(f), sort_keys=True) for f in files}
+    if len(prints) > 1:
+        raise ValueError(f"the score tables in {scores_dir} were made with different settings ({sorted(prints)}): "
+                         "rescore into one folder per setting")
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True), len(lost), gone
 
 
 def run_select(cfg: DictConfig) -> dict:
@@ -255,11 +293,15 @@ def run_select(cfg: DictConfig) -> dict:
     from tmars.filters import apply_rule
     from tmars.shards import uids_to_npy
 
-    df, unscored = load_scores(resolve_path(cfg.data.scores_dir), pool_shards(cfg.data), cfg.data.require_all_shards)
+    df, unscored, gone = load_scores(resolve_path(cfg.data.scores_dir), pool_shards(cfg.data),
+                                     cfg.data.require_all_shards)
+    if not (df.status == "ok").any():
+        raise ValueError(f"no sample of the {len(df)} scored ones is usable (all failed): see their 'reason' column")
     keep = apply_rule(df, rule_from_cfg(cfg.method))
     uids_to_npy(df.loc[keep, "uid"].tolist(), Path(cfg.run_dir) / "uids.npy")
     n_ok = int((df.status == "ok").sum())
-    return {"select/pool": len(df), "select/unscored_shards": unscored, "select/ok": n_ok,
+    return {"select/pool": len(df), "select/unscored_shards": unscored, "select/missing_shards": gone,
+            "select/ok": n_ok,
             "select/failed": len(df) - n_ok, "select/kept": int(keep.sum()),
             "select/kept_fraction_of_ok": float(keep.sum() / max(n_ok, 1)),
             "select/with_text": float((df.loc[keep, "n_boxes"] > 0).mean()) if keep.any() else 0.0}
@@ -268,23 +310,29 @@ def run_select(cfg: DictConfig) -> dict:
 def run_train(cfg: DictConfig) -> dict:
     """Reshard the kept samples and train with open_clip's trainer (DataComp's flags); zero-shot ImageNet after."""
     import subprocess
-    import sys
 
     from tmars.shards import npy_to_uids
-    from tmars.train import open_clip_train_args, reshard, zero_shot_imagenet
+    from tmars.train import open_clip_train_args, reshard, train_command, zero_shot_imagenet
 
     run_dir = Path(cfg.run_dir)
     sel = run_select(cfg)
     subset_dir = run_dir / "subset"
-    n = reshard(pool_shards(cfg.data), set(npy_to_uids(run_dir / "uids.npy")), subset_dir,
-                cfg.train.shard_size, progress=cfg.progress)
+    digest = hashlib.sha256((run_dir / "uids.npy").read_bytes()).hexdigest()
+    done = subset_dir / "DONE"
+    if done.exists() and done.read_text().split()[0] == digest:  # a requeued job does not reshard again
+        n = int(done.read_text().split()[1])
+    else:
+        n = reshard(pool_shards(cfg.data), set(npy_to_uids(run_dir / "uids.npy")), subset_dir,
+                    cfg.train.shard_size, progress=cfg.progress)
+        done.write_text(f"{digest} {n}\n")
     t = OmegaConf.to_container(cfg.train)
-    t["samples_seen"] = t["samples_seen"] or sel["select/pool"]  # DataComp: samples seen = pool size
+    t["samples_seen"] = t["samples_seen"] or sel["select/pool"]  # null: samples seen = the scored pool's size
     args = open_clip_train_args(subset_dir, n, run_dir / "open_clip", t)
-    subprocess.run([sys.executable, "-m", "open_clip_train.main", *args], check=True)
-    out = dict(sel, **{"train/samples_in_subset": n})
+    subprocess.run(train_command(args, cfg.train.gpus), check=True)
+    out = dict(sel, **{"train/samples_in_subset": n, "train/samples_seen": t["samples_seen"]})
     if cfg.eval.imagenet_val:
-        ckpt = sorted((run_dir / "open_clip" / "train" / "checkpoints").glob("epoch_*.pt"))[-1]
+        ckpts = (run_dir / "open_clip" / "train" / "checkpoints").glob("epoch_*.pt")
+        ckpt = max(ckpts, key=lambda p: int(p.stem.split("_")[1]))  # epoch_10 after epoch_9
         out["test/imagenet_zero_shot"] = zero_shot_imagenet(cfg.train.model, str(ckpt),
                                                              resolve_path(cfg.eval.imagenet_val), cfg.batch_size)
     return out

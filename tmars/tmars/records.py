@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 MAX_CAPTION_CHARS = 1000  # longer captions are cut (CLIP reads 77 tokens anyway); the record says so
 
@@ -22,11 +22,11 @@ def load_image(src: bytes | str | Path | Image.Image) -> tuple[Image.Image | Non
     try:
         im = src if isinstance(src, Image.Image) else Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
         im.load()  # decode now: truncated files fail here, not later inside a batch
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        if im.width == 0 or im.height == 0:
+            return None, f"zero-size image ({im.width}x{im.height})"
+        return (im if im.mode == "RGB" else im.convert("RGB")), None
+    except Exception as e:  # noqa: BLE001 - any decoder error (bombs, odd modes) fails this sample, not the shard
         return None, f"unreadable image: {type(e).__name__}: {e}"[:300]
-    if im.width == 0 or im.height == 0:
-        return None, f"zero-size image ({im.width}x{im.height})"
-    return (im if im.mode == "RGB" else im.convert("RGB")), None
 
 
 def clean_caption(text) -> tuple[str | None, str | None]:

@@ -73,6 +73,18 @@ def open_clip_train_args(subset_dir: Path, n_samples: int, logs: Path, t: dict) 
     return args + list(t.get("extra") or [])
 
 
+def train_command(args: list[str], gpus: int) -> list[str]:
+    """The trainer's command line: one process per GPU through torchrun (open_clip's distributed mode, which
+    --local-loss / --gather-with-grad and DataComp's global batch of gpus x batch_size need); one plain process
+    for one GPU or the CPU."""
+    import sys
+
+    if gpus > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
+                "-m", "open_clip_train.main", *args]
+    return [sys.executable, "-m", "open_clip_train.main", *args]
+
+
 @torch.no_grad()
 def zero_shot_imagenet(model_name: str, checkpoint: str, val_dir: Path, batch_size: int = 256,
                        device: str | None = None, limit: int | None = None) -> float:
