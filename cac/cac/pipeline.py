@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from shared.device import get_device, limit_threads, seed_everything
-from shared.logging import start_run
+from shared.logging import resolve_run_dir, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,11 +201,7 @@ def run(cfg: DictConfig) -> float:
     """Seed, run the configured stage, write metrics.json; returns ``cfg.optimized_metric``."""
     limit_threads()
     seed_everything(cfg.seed)
-    if cfg.run_dir is None:
-        from hydra.core.hydra_config import HydraConfig
-
-        cfg.run_dir = HydraConfig.get().runtime.output_dir
-    with start_run(Path(cfg.run_dir), cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
+    with start_run(resolve_run_dir(cfg), cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
         metrics = _run_mini(cfg, rec) if cfg.model.kind == "toy" else _run_paper(cfg, rec)
         rec.log(metrics)
         rec.finish(metrics)

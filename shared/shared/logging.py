@@ -33,6 +33,18 @@ DEFAULT_PACKAGES = ("numpy", "torch", "jax", "flax", "transformers", "diffusers"
                     "hydra-core", "omegaconf", "pot", "scikit-learn", "repro-shared")
 
 
+def resolve_run_dir(cfg) -> Path:
+    """A run's directory: ``cfg.run_dir``, or Hydra's output dir when it is null (written back into ``cfg`` so
+    metrics.json records where the run went); created if missing."""
+    if cfg.run_dir is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        cfg.run_dir = HydraConfig.get().runtime.output_dir
+    path = Path(cfg.run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def git_sha(path: str | Path = ".") -> str | None:
     """The commit of the checkout holding ``path`` (suffixed ``-dirty`` when it has changes), or None."""
     try:

@@ -94,3 +94,14 @@ def test_checkpoint_round_trip_and_atomic_write(tmp_path):
     lin2, g2 = torch.nn.Linear(3, 2), torch.Generator()
     assert load_state(tmp_path / "c.pt", g2, model=lin2, opt=torch.optim.SGD(lin2.parameters(), lr=0.1)) == 5
     assert torch.equal(lin2.weight, lin.weight) and torch.equal(torch.rand(3, generator=g2), expected)
+
+
+def test_resolve_run_dir_uses_the_config_or_hydra(tmp_path):
+    from omegaconf import OmegaConf
+
+    from shared.logging import resolve_run_dir
+
+    cfg = OmegaConf.create({"run_dir": str(tmp_path / "a" / "b")})
+    assert resolve_run_dir(cfg) == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
+    with pytest.raises(ValueError):  # no run_dir and no Hydra app running: Hydra says it is not initialised
+        resolve_run_dir(OmegaConf.create({"run_dir": None}))

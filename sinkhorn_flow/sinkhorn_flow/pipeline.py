@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from shared.device import get_device, limit_threads, seed_everything
-from shared.logging import start_run
+from shared.logging import resolve_run_dir, start_run
 from sinkhorn_flow import baselines
 from sinkhorn_flow.data import Transitions, drifting_blobs
 from sinkhorn_flow.fit import evaluate, evaluate_model, predict, train_model
@@ -115,11 +115,7 @@ def run(cfg: DictConfig) -> float:
     seed_everything(cfg.seed)
     if cfg.method.kind not in ("learned", "fixed"):
         raise ValueError(f"method.kind={cfg.method.kind!r}: use learned or fixed")
-    if cfg.run_dir is None:
-        from hydra.core.hydra_config import HydraConfig
-
-        cfg.run_dir = HydraConfig.get().runtime.output_dir
-    run_dir = Path(cfg.run_dir)
+    run_dir = resolve_run_dir(cfg)
     device = get_device(cfg.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
     with start_run(run_dir, cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:

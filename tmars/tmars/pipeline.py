@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from shared.device import get_device, limit_threads, seed_everything
-from shared.logging import start_run
+from shared.logging import resolve_run_dir, start_run
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 POOL_CACHE_VERSION = 2  # bump when detection / masking / scoring code changes what the mini's cached pool holds
@@ -342,13 +342,9 @@ def run(cfg: DictConfig) -> float:
     """Entry of train.py: runs ``cfg.stage``; returns ``cfg.optimized_metric``."""
     limit_threads()
     seed_everything(cfg.seed)
-    if cfg.run_dir is None:
-        from hydra.core.hydra_config import HydraConfig
-
-        cfg.run_dir = HydraConfig.get().runtime.output_dir
-    Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+    run_dir = resolve_run_dir(cfg)
     device = get_device(cfg.device)
-    with start_run(Path(cfg.run_dir), cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
+    with start_run(run_dir, cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
         if cfg.stage == "mini":
             summary = run_mini(cfg, rec)
         elif cfg.stage == "score":

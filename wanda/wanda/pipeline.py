@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from shared.device import get_device, limit_threads, seed_everything
-from shared.logging import start_run
+from shared.logging import resolve_run_dir, start_run
 from wanda.data import c4_calibration, pydoc_bytes, random_windows, split_stream, wikitext2_test
 from wanda.eval import perplexity, zero_shot
 from wanda.models import cached_tiny_model, load_model, load_tokenizer
@@ -70,11 +70,7 @@ def run(cfg: DictConfig) -> float:
     """One row of a table: prune ``cfg.model`` with ``cfg.method`` at ``cfg.setting``; returns test/ppl."""
     limit_threads()
     seed_everything(cfg.seed)
-    if cfg.run_dir is None:
-        from hydra.core.hydra_config import HydraConfig
-
-        cfg.run_dir = HydraConfig.get().runtime.output_dir
-    run_dir = Path(cfg.run_dir)
+    run_dir = resolve_run_dir(cfg)
     device = get_device(cfg.device)
     meth, setting = cfg.method, cfg.setting
     with start_run(run_dir, cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
