@@ -38,6 +38,8 @@ def row(folder: str) -> str:
     paper = f"{title} ([{arxiv}](https://arxiv.org/abs/{arxiv}))"
     spec_path = ROOT / folder / "results" / "paper.yaml"
     if not spec_path.exists():
+        if (ROOT / folder / "requirements.txt").exists():  # the folder exists: core under way, no paper.yaml yet
+            return f"| [{folder}/]({folder}/) | {paper} | – | – | in progress (no results/paper.yaml yet) |"
         return f"| {folder}/ | {paper} | – | – | not started |"
     proj = (yaml.safe_load(spec_path.read_text()) or {}).get("project", {})
     mini = ROOT / folder / "results" / "mini.md"
