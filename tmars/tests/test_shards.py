@@ -77,6 +77,10 @@ def test_iter_shard_groups_members_and_reports_damage(shard_dir, tmp_path):
     (tmp_path / "cut.tar").write_bytes(raw[:boundary])
     got = list(iter_shard(tmp_path / "cut.tar"))
     assert [s["uid"] for s in got[:-1]] == [f"{i + 1:032x}" for i in range(2)] and "truncated" in got[-1]["reason"]
+    import gzip  # a gzipped shard: offsets are uncompressed, so the end-marker check must not misfire
+
+    (tmp_path / "z.tar.gz").write_bytes(gzip.compress(raw))
+    assert [s["reason"] for s in iter_shard(tmp_path / "z.tar.gz")] == [None] * 6
 
 
 def test_samples_without_a_datacomp_uid_fail(tmp_path):

@@ -69,9 +69,11 @@ def iter_shard(path: str | Path) -> Iterator[dict]:
                 elif ext in ("txt", "json"):
                     cur[ext] = data
             end = tar.offset  # where the end-of-archive marker (two zero blocks) must start
+            plain = getattr(tar.fileobj, "comptype", "tar") == "tar"  # offsets are uncompressed: check plain tars
         if cur is not None:
-            yield flush(cur)
-        if Path(path).stat().st_size < end + 2 * tarfile.BLOCKSIZE:  # cut at a member boundary: no error raised
+            last, cur = cur, None
+            yield flush(last)
+        if plain and Path(path).stat().st_size < end + 2 * tarfile.BLOCKSIZE:  # cut at a member boundary
             yield {"key": None, "uid": None, "image": None, "caption": None,
                    "reason": "shard truncated: no end-of-archive marker after the last member read"}
     except (tarfile.TarError, OSError, EOFError) as e:
