@@ -18,6 +18,9 @@
     claims:                       # scale-free relations the runs must meet
       - {name: "...", scale: mini, metric: test/kl, lhs: {method.name: sinkhorn}, op: "<",
          rhs: {method.name: softmax}}          # rhs may also be a number
+      - {name: "... in every seed", lhs: {...}, op: ">", rhs: {...}, paired: seed}
+         # paired: a config field; the relation must hold for EVERY pair of runs sharing its value (same seed),
+         # and every run must have a partner; lhs/rhs shown as the paired means
 
 Our runs are the ``metrics.json`` files under a run root (one per seed); runs sharing the row keys are
 aggregated as mean ± std (n). ``python -m shared.results <project_dir> --scale mini --check`` renders
@@ -41,7 +44,7 @@ SCALES = ("mini", "paper", "any")
 _TOP_KEYS = {"project", "source", "metric", "metrics", "higher_is_better", "tolerance", "keys", "rows",
              "claims", "notes"}
 _ROW_KEYS = {"keys", "scale", "values", "verified", "note"}
-_CLAIM_KEYS = {"name", "scale", "metric", "lhs", "op", "rhs", "note"}
+_CLAIM_KEYS = {"name", "scale", "metric", "lhs", "op", "rhs", "note", "paired"}
 
 
 class PaperYamlError(ValueError):
@@ -109,6 +112,9 @@ def load_paper_yaml(path: str | Path) -> dict:
         if claim.setdefault("scale", "any") not in SCALES:
             _fail(path, f"{where}.scale", f"must be one of {SCALES}")
         claim.setdefault("metric", spec["metric"])
+        if claim.get("paired") is not None and not (isinstance(claim["paired"], str) and isinstance(claim["lhs"], dict)
+                                                     and isinstance(claim["rhs"], dict)):
+            _fail(path, f"{where}.paired", "must be a config field (e.g. seed) and both sides must be rows")
         for side in ("lhs", "rhs"):
             v = claim[side]
             if not (isinstance(v, (int, float)) or (isinstance(v, dict) and v and set(v) <= keys)):
@@ -202,11 +208,42 @@ def _side(side: Any, metric: str, keys: list[str], agg: dict) -> float | None:
     return hits[0].mean
 
 
-def check_claims(spec: dict, agg: dict, scale: str) -> list[dict]:
-    """Evaluate every claim of ``scale`` (or ``any``): status held | broken | missing, with both sides."""
+def _paired(c: dict, keys: list[str], runs: list[dict]) -> tuple[float | None, float | None, int, int]:
+    """(lhs mean, rhs mean, pairs where the relation holds, pairs) of a ``paired`` claim; (None, None, 0, 0) when
+    a run lacks a partner, a pairing value repeats on one side, or nothing matches."""
+    sides = []
+    for side in (c["lhs"], c["rhs"]):
+        vals: dict[str, float] = {}
+        for rec in runs:
+            cfg = rec.get("config", {})
+            if not _match(_key_tuple(keys, cfg, dotted=True), keys, side):
+                continue
+            v = _number(rec.get("metrics", {}).get(c["metric"]))
+            pid = str(get_dotted(cfg, c["paired"]))
+            if v is None or pid in vals:
+                return None, None, 0, 0  # a missing metric, or two runs for one pair: not a clean pairing
+            vals[pid] = v
+        sides.append(vals)
+    lhs, rhs = sides
+    if not lhs or set(lhs) != set(rhs):
+        return None, None, 0, 0
+    ids = sorted(lhs)
+    # NaN never supports a claim; inf compares as a number (e.g. "epochs to reach X" = inf: never reached)
+    held = sum(bool(not (np.isnan(lhs[i]) or np.isnan(rhs[i])) and OPS[c["op"]](lhs[i], rhs[i])) for i in ids)
+    return float(np.mean([lhs[i] for i in ids])), float(np.mean([rhs[i] for i in ids])), held, len(ids)
+
+
+def check_claims(spec: dict, agg: dict, scale: str, runs: list[dict] | None = None) -> list[dict]:
+    """Evaluate every claim of ``scale`` (or ``any``): status held | broken | missing, with both sides.
+    A ``paired`` claim (needs ``runs``) holds only when the relation holds for every pair."""
     out = []
     for c in spec["claims"]:
         if c["scale"] not in ("any", scale):
+            continue
+        if c.get("paired"):
+            lhs, rhs, held, n = _paired(c, spec["keys"], runs or [])
+            status = "missing" if n == 0 else ("held" if held == n else "broken")
+            out.append({**c, "lhs_value": lhs, "rhs_value": rhs, "status": status, "pairs": f"{held}/{n}"})
             continue
         lhs, rhs = (_side(c[s], c["metric"], spec["keys"], agg) for s in ("lhs", "rhs"))
         if lhs is None or rhs is None:
@@ -263,8 +300,9 @@ def render_markdown(spec: dict, agg: dict, claims: list[dict], scale: str, comma
         lines += ["", "## Claims", "", "| claim | metric | lhs | op | rhs | status |", "|---|---|---|---|---|---|"]
         for c in claims:
             fmt = lambda v: "–" if v is None else f"{v:.4g}"  # noqa: E731
+            pairs = f" ({c['pairs']} pairs)" if c.get("pairs") else ""
             lines.append(f"| {c['name']} | {c['metric']} | {fmt(c['lhs_value'])} | {c['op']} | "
-                         f"{fmt(c['rhs_value'])} | {c['status']} |")
+                         f"{fmt(c['rhs_value'])} | {c['status']}{pairs} |")
         held = sum(c["status"] == "held" for c in claims)
         lines += ["", f"claims: {held}/{len(claims)} held"]
     return "\n".join(lines) + "\n"
@@ -278,7 +316,7 @@ def summarize(project_dir: str | Path, scale: str = "mini", runs_root: str | Pat
     runs_root = Path(runs_root) if runs_root else project_dir / "outputs" / scale
     runs = find_runs(runs_root, scale) if runs_root.exists() else []
     agg = aggregate(runs, spec["keys"], sorted(set(spec["metrics"]) | {c["metric"] for c in spec["claims"]}))
-    claims = check_claims(spec, agg, scale) if claims else []
+    claims = check_claims(spec, agg, scale, runs) if claims else []
     md = render_markdown(spec, agg, claims, scale, command)
     out = Path(out) if out else project_dir / "results" / f"{'full' if scale == 'paper' else scale}.md"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -166,3 +166,34 @@ def test_check_experiment(tmp_path):
         check_experiment(tmp_path, "typo", groups=("method",))
     with pytest.raises(AssertionError, match="sweeper.params"):
         check_experiment(tmp_path, "flat")
+
+
+def _paired_project(tmp_path, runs):
+    spec = {**SPEC, "rows": [], "claims": [{"name": "a < b in every seed", "scale": "mini", "lhs": {"method.name": "a"},
+                                            "op": "<", "rhs": {"method.name": "b"}, "paired": "seed"}]}
+    make_project(tmp_path, spec)
+    for name, seed, kl in runs:
+        run = start_run(tmp_path / "outputs" / "mini" / f"{name}_{seed}",
+                        {"method": {"name": name}, "seed": seed, "scale": "mini"})
+        run.finish({"test/kl": kl, "test/tv": 0.0})
+    return results.summarize(tmp_path, "mini")
+
+
+def test_paired_claim_needs_every_seed(tmp_path):
+    # means say a < b (1.5 < 2.03), but seed 2 says otherwise: a paired claim is broken, 2 of 3 pairs
+    md, claims = _paired_project(tmp_path / "x", [("a", 0, 1.0), ("b", 0, 2.0), ("a", 1, 1.0), ("b", 1, 2.0),
+                                                  ("a", 2, 2.5), ("b", 2, 2.1)])
+    assert claims[0]["status"] == "broken" and claims[0]["pairs"] == "2/3"
+    assert claims[0]["lhs_value"] == pytest.approx(1.5) and "broken (2/3 pairs)" in md
+    md, claims = _paired_project(tmp_path / "y", [("a", 0, 1.0), ("b", 0, 2.0), ("a", 1, 1.9), ("b", 1, 2.0)])
+    assert claims[0]["status"] == "held" and claims[0]["pairs"] == "2/2"
+    # a run without its partner: the pairing is not clean, so the claim cannot be judged
+    md, claims = _paired_project(tmp_path / "z", [("a", 0, 1.0), ("b", 0, 2.0), ("a", 1, 1.0)])
+    assert claims[0]["status"] == "missing"
+
+
+def test_paired_claim_must_name_a_field(tmp_path):
+    spec = {**SPEC, "claims": [{"name": "c", "lhs": {"method.name": "a"}, "op": "<", "rhs": 3, "paired": "seed"}]}
+    make_project(tmp_path, spec)
+    with pytest.raises(results.PaperYamlError, match="paired"):
+        results.load_paper_yaml(tmp_path / "results" / "paper.yaml")
