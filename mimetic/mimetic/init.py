@@ -35,24 +35,43 @@ class AttnView:
     kind: str
 
 
-def _z(d: int, gen: torch.Generator | None, n: int = 1) -> torch.Tensor:
-    """``n`` matrices with i.i.d. N(0, 1/d) entries (float64)."""
-    return torch.randn(n, d, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
+SVD_MODES = ("exact", "randomized")
 
 
-def qk_factors(alpha1: float, beta1: float, d: int, k: int, n: int, gen=None) -> tuple[torch.Tensor, torch.Tensor]:
+def _z(d: int, gen: torch.Generator | None, n: int = 1, dtype=torch.float64) -> torch.Tensor:
+    """``n`` matrices with i.i.d. N(0, 1/d) entries."""
+    return torch.randn(n, d, d, generator=gen, dtype=dtype) / math.sqrt(d)
+
+
+def qk_factors(alpha1: float, beta1: float, d: int, k: int, n: int, gen=None, svd: str = "exact",
+               niter: int = 4, oversample: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` independent (W_q, W_k) pairs, each ``[d, k]`` (paper orientation), with W_q W_k^T the best rank-k
-    approximation of alpha1 Z + beta1 I."""
-    m = alpha1 * _z(d, gen, n) + beta1 * torch.eye(d, dtype=torch.float64)
-    u, s, vh = torch.linalg.svd(m)
+    approximation of alpha1 Z + beta1 I.
+
+    ``svd="exact"``: float64 ``linalg.svd`` (the oracle path). ``svd="randomized"``: float32 Halko-style
+    ``torch.svd_lowrank`` (q = k + oversample, ``niter`` power iterations), a near-optimal rank-k factorisation
+    for large widths (scripts/bench.py reports its Frobenius residual above Eckart-Young's)."""
+    if svd not in SVD_MODES:
+        raise ValueError(f"svd={svd!r}: use one of {SVD_MODES}")
+    dtype = torch.float64 if svd == "exact" else torch.float32
+    m = alpha1 * _z(d, gen, n, dtype) + beta1 * torch.eye(d, dtype=dtype)
+    if svd == "exact" or k + oversample >= d:
+        u, s, vh = torch.linalg.svd(m)
+        v = vh.transpose(1, 2)
+    else:
+        u, s, v = torch.svd_lowrank(m, q=k + oversample, niter=niter)
     r = s[:, :k].sqrt()
-    return u[:, :, :k] * r[:, None, :], vh[:, :k, :].transpose(1, 2) * r[:, None, :]
+    return u[:, :, :k] * r[:, None, :], v[:, :, :k] * r[:, None, :]
 
 
-def vo_factors(alpha2: float, beta2: float, d: int, r: int, gen=None) -> tuple[torch.Tensor, torch.Tensor]:
+def vo_factors(alpha2: float, beta2: float, d: int, r: int, gen=None, svd: str = "exact") -> tuple[torch.Tensor,
+                                                                                                    torch.Tensor]:
     """(W_v ``[d, r]``, W_proj ``[r, d]``) with W_v W_proj the best rank-r approximation of alpha2 Z - beta2 I
-    (exact for r = d)."""
-    m = alpha2 * _z(d, gen)[0] - beta2 * torch.eye(d, dtype=torch.float64)
+    (exact for r = d). ``svd="randomized"`` only switches to float32 (the target is full rank)."""
+    if svd not in SVD_MODES:
+        raise ValueError(f"svd={svd!r}: use one of {SVD_MODES}")
+    dtype = torch.float64 if svd == "exact" else torch.float32
+    m = alpha2 * _z(d, gen, 1, dtype)[0] - beta2 * torch.eye(d, dtype=dtype)
     u, s, vh = torch.linalg.svd(m)
     r = min(r, d)
     sq = s[:r].sqrt()
@@ -101,12 +120,12 @@ def _view(m: nn.Module) -> AttnView | None:
 
 
 @torch.no_grad()
-def _apply(m: nn.Module, v: AttnView, a1, b1, a2, b2, gen) -> None:
+def _apply(m: nn.Module, v: AttnView, a1, b1, a2, b2, gen, svd: str = "exact") -> None:
     d, hd, g = v.d, v.head_dim, v.heads // v.kv_heads
-    wq, wk = qk_factors(a1, b1, d, hd, v.kv_heads, gen)  # [kv, d, hd] each: one Z per KV group
+    wq, wk = qk_factors(a1, b1, d, hd, v.kv_heads, gen, svd)  # [kv, d, hd] each: one Z per KV group
     wq = wq.repeat_interleave(g, 0)  # query heads of a group share the group's W_q
     r = v.kv_heads * hd
-    wv, wo = vo_factors(a2, b2, d, r, gen)  # [d, r], [min(r, d), d]
+    wv, wo = vo_factors(a2, b2, d, r, gen, svd)  # [d, r], [min(r, d), d]
     if wo.shape[0] < r:  # more value dims than d: the extra ones are zero (product still the exact target)
         wv = torch.cat([wv, wv.new_zeros(d, r - wo.shape[0])], 1)
         wo = torch.cat([wo, wo.new_zeros(r - wo.shape[0], d)], 0)
@@ -146,11 +165,16 @@ SUPPORTED = ("timm Attention (fused qkv + proj)", "torch.nn.MultiheadAttention",
 
 
 def mimetic_init_(module: nn.Module, alpha1: float = 0.7, beta1: float = 0.7, alpha2: float = 0.4,
-                  beta2: float = 0.4, generator: torch.Generator | None = None) -> int:
+                  beta2: float = 0.4, generator: torch.Generator | None = None, svd: str = "exact") -> int:
     """Mimetic init, in place, of every supported attention layer in ``module`` (itself included), in module
     order, drawing Z from ``generator``. Returns the number of layers initialised; an attention layer of an
-    unsupported kind, or none at all, is an error that lists what is supported."""
+    unsupported kind, or none at all, is an error that lists what is supported.
+
+    ``svd="exact"`` (default): float64 SVDs, the exact construction. ``svd="randomized"``: float32 and a
+    randomized top-k SVD per head (faster for wide models; near-optimal rank-k approximation)."""
     _check(alpha1, beta1, alpha2, beta2)
+    if svd not in SVD_MODES:
+        raise ValueError(f"svd={svd!r}: use one of {SVD_MODES}")
     n = 0
     for name, m in module.named_modules():
         v = _view(m)
@@ -159,7 +183,7 @@ def mimetic_init_(module: nn.Module, alpha1: float = 0.7, beta1: float = 0.7, al
                 raise TypeError(f"{name or 'module'} ({type(m).__name__}) looks like attention but its layout is not "
                                 f"supported; supported: {', '.join(SUPPORTED)}")
             continue
-        _apply(m, v, alpha1, beta1, alpha2, beta2, generator)
+        _apply(m, v, alpha1, beta1, alpha2, beta2, generator, svd)
         n += 1
     if n == 0:
         raise TypeError(f"no attention layer found in {type(module).__name__}; supported: {', '.join(SUPPORTED)}")

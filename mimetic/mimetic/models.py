@@ -76,7 +76,7 @@ def torch_linear_init_(model: nn.Module) -> int:
 
 
 def apply_init(model: nn.Module, init: str, alpha1: float = 0.7, beta1: float = 0.7, alpha2: float = 0.4,
-               beta2: float = 0.4, generator: torch.Generator | None = None) -> dict:
+               beta2: float = 0.4, generator: torch.Generator | None = None, svd: str = "exact") -> dict:
     """Apply one of ``INITS`` in place (after the constructor's default init); returns what was done."""
     if init not in INITS:
         raise ValueError(f"init.name={init!r}: use one of {INITS}")
@@ -84,5 +84,6 @@ def apply_init(model: nn.Module, init: str, alpha1: float = 0.7, beta1: float = 
     if init.startswith("torch"):
         out["init/linear_reset"] = torch_linear_init_(model)
     if init.endswith("mimetic"):
-        out["init/mimetic_layers"] = mimetic_init_(model, alpha1, beta1, alpha2, beta2, generator=generator)
+        out["init/mimetic_layers"] = mimetic_init_(model, alpha1, beta1, alpha2, beta2, generator=generator,
+                                                    svd=svd)
     return out

@@ -101,7 +101,7 @@ def run(cfg: DictConfig) -> float:
         model = build_model(cfg.model, cfg.data)
         i = cfg.init
         done = apply_init(model, i.name, i.alpha1, i.beta1, i.alpha2, i.beta2,
-                          generator=torch.Generator().manual_seed(int(cfg.seed) + Z_STREAM))
+                          generator=torch.Generator().manual_seed(int(cfg.seed) + Z_STREAM), svd=i.svd)
         init_stats = init_summary(model)
         (run_dir / "init_diagnostics.json").write_text(json.dumps(init_stats.pop("init/layers"), indent=1))
         summary = {**done, **init_stats, "model/n_params": sum(p.numel() for p in model.parameters())}

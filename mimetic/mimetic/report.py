@@ -157,6 +157,30 @@ def plot_init_diagnostics(path: Path, seed: int = 0) -> dict:
     return out
 
 
+def plot_layer_diagnostics(diags: dict[str, list[dict]], path: Path) -> None:
+    """Fig. 1 style: per layer, every head's diagonal mean of W_q^h W_k^h^T (dots) and the diagonal mean of
+    W_v W_proj, one row per model (``diags``: name -> ``attention_diagnostics`` output)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(diags), 2, figsize=(10, 3 * len(diags)), squeeze=False)
+    for row, (name, diag) in zip(axes, diags.items()):
+        for i, r in enumerate(diag):
+            row[0].scatter([i] * len(r["qk_diag_mean"]), r["qk_diag_mean"], s=12, color="tab:blue")
+        row[1].plot(range(len(diag)), [r["vo_diag_mean"] for r in diag], "s-", color="tab:red")
+        row[0].set_title(f"{name}: diag mean of W_q^h W_k^h^T per head", fontsize=9)
+        row[1].set_title(f"{name}: diag mean of W_v W_proj", fontsize=9)
+        for ax in row:
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xlabel("layer")
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     """CLI: curves, paired table and init diagnostics from a run root."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

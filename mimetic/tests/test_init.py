@@ -181,3 +181,35 @@ def test_bad_input_is_named():
 
     with pytest.raises(ValueError, match="not divisible by 3 heads"):
         _split(64, 3, "attn")
+
+
+def test_randomized_path_is_near_optimal():
+    """svd="randomized" (float32 top-k): the per-head residual is within 2% of Eckart-Young's and the V/proj
+    product is still the exact target (to float32 precision)."""
+    from mimetic.init import qk_factors, vo_factors
+
+    d, k = 128, 32
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    wq, wk = qk_factors(0.7, 0.7, d, k, 3, g1, svd="randomized")
+    m = 0.7 * torch.randn(3, d, d, generator=g2, dtype=torch.float32).double() / d ** 0.5 + 0.7 * torch.eye(d)
+    s = torch.linalg.svdvals(m)
+    best = (s[:, k:] ** 2).sum(-1).sqrt()
+    got = (m - wq.double() @ wk.double().transpose(1, 2)).norm(dim=(1, 2))
+    assert torch.all(got >= best * (1 - 1e-5)) and torch.all(got <= best * 1.02), (got / best)
+    wv, wo = vo_factors(0.4, 0.4, d, d, torch.Generator().manual_seed(1), svd="randomized")
+    z = torch.randn(1, d, d, generator=torch.Generator().manual_seed(1)) / d ** 0.5
+    assert torch.allclose(wv @ wo, 0.4 * z[0] - 0.4 * torch.eye(d), atol=1e-5)
+    with pytest.raises(ValueError, match="svd="):
+        qk_factors(0.7, 0.7, d, k, 1, svd="approx")
+
+
+def test_fig1_plot_of_layer_diagnostics(tmp_path):
+    from mimetic.models import build_vit
+    from mimetic.report import plot_layer_diagnostics
+
+    torch.manual_seed(0)
+    model = build_vit(8, 2, 1, 10, 32, 2, 2)
+    before = attention_diagnostics(model)
+    mimetic_init_(model, generator=torch.Generator().manual_seed(0))
+    plot_layer_diagnostics({"timm init": before, "mimetic": attention_diagnostics(model)}, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 5_000
