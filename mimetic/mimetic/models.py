@@ -26,9 +26,12 @@ POS_EMBEDS = ("learn", "sincos", "none")
 
 def build_vit(img_size: int, patch_size: int, in_chans: int, num_classes: int, embed_dim: int, depth: int,
               num_heads: int, mlp_ratio: float = 4.0, pos_embed: str = "learn", class_token: bool = False,
-              global_pool: str = "avg", drop_path_rate: float = 0.0, qkv_bias: bool = True) -> nn.Module:
+              global_pool: str = "avg", drop_path_rate: float = 0.0, qkv_bias: bool = True,
+              patch_embed_init: str = "timm") -> nn.Module:
     """A timm ``VisionTransformer`` with the given widths. ``pos_embed``: ``learn`` (timm's trunc-normal .02,
-    trained), ``sincos`` (fixed 2-D sine-cosine, as the recipe's ``sin_pe=True``; not trained) or ``none``."""
+    trained), ``sincos`` (fixed 2-D sine-cosine, as the recipe's ``sin_pe=True``; not trained) or ``none``.
+    ``patch_embed_init``: ``timm`` (timm leaves the patch-embedding conv at PyTorch's default, std ~
+    1/sqrt(3 fan_in)) or ``trunc_normal`` (std .02 like every Linear: the spec's pilot ViT)."""
     from timm.models.vision_transformer import VisionTransformer
 
     if pos_embed not in POS_EMBEDS:
@@ -41,6 +44,11 @@ def build_vit(img_size: int, patch_size: int, in_chans: int, num_classes: int, e
                               embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
                               qkv_bias=qkv_bias, class_token=class_token, global_pool=global_pool,
                               pos_embed="none" if pos_embed == "none" else "learn", drop_path_rate=drop_path_rate)
+    if patch_embed_init not in ("timm", "trunc_normal"):
+        raise ValueError(f"model.patch_embed_init={patch_embed_init!r}: use timm or trunc_normal")
+    if patch_embed_init == "trunc_normal":
+        nn.init.trunc_normal_(model.patch_embed.proj.weight, std=0.02)
+        nn.init.zeros_(model.patch_embed.proj.bias)
     if pos_embed == "sincos":
         grid = img_size // patch_size
         pe = sincos_2d(grid, embed_dim).to(model.pos_embed.dtype)

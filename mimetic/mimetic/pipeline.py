@@ -42,7 +42,8 @@ def build_model(m: DictConfig, d: DictConfig) -> torch.nn.Module:
         if d.name == "text":
             raise ValueError("model.kind=vit with data=text: use model=gpt_small for language data")
         return build_vit(d.img_size, m.patch_size, d.in_chans, d.num_classes, m.embed_dim, m.depth, m.num_heads,
-                         m.mlp_ratio, m.pos_embed, m.class_token, m.global_pool, m.drop_path_rate)
+                         m.mlp_ratio, m.pos_embed, m.class_token, m.global_pool, m.drop_path_rate,
+                         patch_embed_init=m.get("patch_embed_init", "timm"))  # older runs' configs lack it
     if m.kind == "gpt":
         if d.name != "text":
             raise ValueError(f"model.kind=gpt needs data=wikitext103 (a token stream), got data.name={d.name}")
