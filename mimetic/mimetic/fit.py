@@ -99,6 +99,8 @@ def train(model: nn.Module, batches, loss_fn: Callable, evaluate: Callable[[nn.M
     device = device or torch.device("cpu")
     model.to(device).train()
     opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=tuple(betas), eps=eps)
+    # fp16 needs loss scaling (bf16 and fp32 do not): a disabled scaler is a no-op
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     steps_per_epoch = len(batches)
     total, warmup = epochs * steps_per_epoch, int(round(warmup_epochs * steps_per_epoch))
     start, curve = 0, []
@@ -107,6 +109,8 @@ def train(model: nn.Module, batches, loss_fn: Callable, evaluate: Callable[[nn.M
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
+        if state.get("scaler"):  # empty when saved by a disabled (bf16/fp32) scaler
+            scaler.load_state_dict(state["scaler"])
         start, curve = state["epoch"], state["curve"]
         torch.set_rng_state(state["rng"]["torch"])  # dropout / drop-path / mixup draw from the global streams
         np.random.set_state(state["rng"]["numpy"])
@@ -125,10 +129,12 @@ def train(model: nn.Module, batches, loss_fn: Callable, evaluate: Callable[[nn.M
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = loss_fn(model, batch)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if clip_grad:
+                scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             run_loss += loss.detach()
             n_batches += 1
             examples += len(batch[0])
@@ -149,8 +155,8 @@ def train(model: nn.Module, batches, loss_fn: Callable, evaluate: Callable[[nn.M
             tmp = ckpt_path.with_suffix(".tmp")
             rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": e + 1, "curve": curve,
-                        "rng": rng}, tmp)
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "scaler": scaler.state_dict(),
+                        "epoch": e + 1, "curve": curve, "rng": rng}, tmp)
             tmp.replace(ckpt_path)  # atomic: a job killed mid-write keeps its last good checkpoint
         if stop_after_epoch is not None and e + 1 >= stop_after_epoch and e + 1 < epochs:
             bar.close()

@@ -189,3 +189,15 @@ def test_mixup_loss_uses_soft_targets():
     mix = Mixup(mixup_alpha=1.0, cutmix_alpha=0.0, label_smoothing=0.1, num_classes=4)
     loss = classification_loss(model, (x, y), 0.1, mix)
     assert torch.isfinite(loss) and loss.requires_grad
+
+
+def test_fp16_loss_scaling_path_runs_on_cpu():
+    """amp=fp16 goes through the GradScaler (enabled only for fp16); on the CPU autocast fp16 is slow but valid."""
+    from mimetic.fit import train
+
+    torch.manual_seed(0)
+    model = build_vit(8, 2, 1, 10, 16, 1, 2)
+    x, y = D.random_images(64, 8, 1, 10, 0)
+    out = train(model, D.TensorBatches(x, y, 32, 0), classification_loss, lambda m: {}, epochs=1, lr=1e-3,
+                clip_grad=1.0, amp_dtype=torch.float16, progress=False)
+    assert np.isfinite(out["final_loss"])

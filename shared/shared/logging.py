@@ -183,7 +183,8 @@ class Run:
         tmp = self.dir / "metrics.json.tmp"
         tmp.write_text(json.dumps(record, indent=2))
         tmp.replace(self.dir / "metrics.json")  # atomic: a reader never sees half a file
-        self.logger.info("run %s: %s, metrics %s", self.name, status, record["metrics"])
+        scalars = {k: v for k, v in record["metrics"].items() if not isinstance(v, (list, dict))}  # no curves
+        self.logger.info("run %s: %s, metrics %s", self.name, status, scalars)
         self._close(status)
         return record
 
