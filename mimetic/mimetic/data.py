@@ -92,8 +92,13 @@ class LoaderBatches:
 
     def epoch(self, e: int):
         """The batches of epoch ``e``."""
+        import random
+
         from torch.utils.data import DataLoader
 
+        if self.workers == 0:  # transforms (RandAugment) then draw from the main process's streams: pin them too
+            random.seed(int(self.seed) * 1_000_003 + int(e))
+            np.random.seed((int(self.seed) * 1_000_003 + int(e)) % 2**32)
         return DataLoader(self.ds, batch_size=self.bs, shuffle=self.shuffle, drop_last=self.drop_last,
                           num_workers=self.workers, generator=epoch_generator(self.seed, e),
                           pin_memory=self.pin, persistent_workers=False)
@@ -109,12 +114,14 @@ def random_images(n: int, size: int, chans: int, classes: int, seed: int) -> tup
 
 
 def vision_transform(train: bool, img_size: int, mean, std, auto_augment: str | None, hflip: float,
-                     re_prob: float = 0.0, crop_pct: float = 1.0, interpolation: str = "bicubic"):
-    """timm's transform with the recipe's flags: no random-resized-crop (scale = ratio = 1), RandAugment,
-    horizontal flip, random erasing; evaluation resizes by ``crop_pct`` and centre-crops."""
+                     re_prob: float = 0.0, crop_pct: float = 1.0, interpolation: str = "bicubic",
+                     scale=(1.0, 1.0), ratio=(1.0, 1.0)):
+    """timm's transform with the recipe's flags: random-resized-crop ``scale``/``ratio`` (the small-data recipe:
+    1, 1 = none; ImageNet: timm's 0.08-1, 3/4-4/3), RandAugment, horizontal flip, random erasing; evaluation
+    resizes by ``crop_pct`` and centre-crops."""
     from timm.data import create_transform
 
-    return create_transform(img_size, is_training=train, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=hflip,
+    return create_transform(img_size, is_training=train, scale=tuple(scale), ratio=tuple(ratio), hflip=hflip,
                             auto_augment=auto_augment or None, re_prob=re_prob, mean=tuple(mean), std=tuple(std),
                             crop_pct=crop_pct, interpolation=interpolation)
 
@@ -147,17 +154,21 @@ def vision_dataset(name: str, root: str | Path, train: bool, transform, download
     return tvd.ImageFolder(str(split), transform=transform)
 
 
-def load_tokens(path: str | Path, tokenizer: str) -> torch.Tensor:
+def load_tokens(path: str | Path, tokenizer: str, chunk_lines: int = 20_000) -> torch.Tensor:
     """A text file as one LongTensor of token ids: ``tokenizer=bytes`` (UTF-8 bytes, vocabulary 256) or an HF
-    tokenizer name/path (``gpt2``, loaded with ``AutoTokenizer``; offline needs it cached in ``HF_HOME``)."""
+    tokenizer name/path (``gpt2``, loaded with ``AutoTokenizer``; offline needs it cached in ``HF_HOME``).
+    HF tokenisation runs in chunks of lines and is cached beside the file (``<file>.<tokenizer>.ids.npy``)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: data.root must hold WikiText-103's raw files (wiki.train.raw, "
                                 "wiki.valid.raw, wiki.test.raw); scripts/prepare_wikitext103.py writes them from the "
                                 "HF dataset 'Salesforce/wikitext' (wikitext-103-raw-v1)")
-    text = path.read_text(encoding="utf-8")
     if tokenizer == "bytes":
-        return torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8).long()
+        return torch.from_numpy(np.fromfile(path, dtype=np.uint8).astype(np.int64))
+    cache = path.with_name(f"{path.name}.{Path(tokenizer).name}.ids.npy")
+    if cache.exists() and cache.stat().st_mtime >= path.stat().st_mtime:
+        return torch.from_numpy(np.load(cache).astype(np.int64))
+    from tqdm.auto import tqdm
     from transformers import AutoTokenizer
 
     try:
@@ -165,7 +176,16 @@ def load_tokens(path: str | Path, tokenizer: str) -> torch.Tensor:
     except OSError as e:
         raise OSError(f"tokenizer {tokenizer!r} could not be loaded ({e}); with no network, download it once "
                       "(huggingface-cli download gpt2) into HF_HOME, or set data.tokenizer=bytes") from None
-    return torch.tensor(tok(text, return_attention_mask=False)["input_ids"], dtype=torch.long)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    parts = []
+    for i in tqdm(range(0, len(lines), chunk_lines), desc=f"tokenising {path.name}", unit="chunk"):
+        ids = tok(lines[i:i + chunk_lines], return_attention_mask=False)["input_ids"]
+        parts.append(np.fromiter((t for line in ids for t in line), dtype=np.int32))
+    arr = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    tmp = cache.with_name(cache.name + ".tmp.npy")
+    np.save(tmp, arr)
+    tmp.replace(cache)  # atomic: parallel jobs never read half a cache
+    return torch.from_numpy(arr.astype(np.int64))
 
 
 def vocab_size(tokenizer: str) -> int:

@@ -49,7 +49,7 @@ def classification_loss(model: nn.Module, batch, label_smoothing: float = 0.0, m
 def lm_loss(model: nn.Module, batch) -> torch.Tensor:
     """Next-token cross-entropy of an HF causal LM on (inputs, targets)."""
     x, y = batch
-    logits = model(input_ids=x).logits
+    logits = model(input_ids=x, use_cache=False).logits
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
@@ -77,7 +77,7 @@ def perplexity(model: nn.Module, batches, device, amp_dtype=None) -> dict:
     for x, y in batches:
         x, y = x.to(device), y.to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(input_ids=x).logits.float()
+            logits = model(input_ids=x, use_cache=False).logits.float()
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
         n += y.numel()
     model.train()
@@ -106,7 +106,8 @@ def train(model: nn.Module, batches, loss_fn: Callable, evaluate: Callable[[nn.M
     start, curve = 0, []
     ckpt_path = Path(ckpt_path) if ckpt_path else None
     if ckpt_path is not None and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # CPU: RNG states must stay CPU byte tensors; load_state_dict moves weights and AdamW state to the device
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         if state.get("scaler"):  # empty when saved by a disabled (bf16/fp32) scaler
@@ -117,7 +118,10 @@ def train(model: nn.Module, batches, loss_fn: Callable, evaluate: Callable[[nn.M
         if torch.cuda.is_available() and state["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     resumed_from = start
-    t0, examples, last_loss = time.time(), 0, float("nan")
+    # seconds/examples of earlier segments come from the checkpoint, so a resumed run reports its whole throughput
+    seconds0, examples = (state.get("seconds", 0.0), state.get("examples", 0)) if start else (0.0, 0)
+    last_loss = curve[-1]["train_loss"] if curve else float("nan")  # a run resumed at its last epoch trains no more
+    t0 = time.time()
     bar = tqdm(total=total, initial=start * steps_per_epoch, disable=not progress, desc="train", unit="step")
     for e in range(start, epochs):
         run_loss, n_batches = torch.zeros((), device=device), 0
@@ -156,13 +160,14 @@ def train(model: nn.Module, batches, loss_fn: Callable, evaluate: Callable[[nn.M
             rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "scaler": scaler.state_dict(),
-                        "epoch": e + 1, "curve": curve, "rng": rng}, tmp)
+                        "epoch": e + 1, "curve": curve, "rng": rng, "seconds": seconds0 + time.time() - t0,
+                        "examples": examples}, tmp)
             tmp.replace(ckpt_path)  # atomic: a job killed mid-write keeps its last good checkpoint
         if stop_after_epoch is not None and e + 1 >= stop_after_epoch and e + 1 < epochs:
             bar.close()
             return {"curve": curve, "stopped": True, "epochs_done": e + 1, "resumed_from": resumed_from}
     bar.close()
-    secs = time.time() - t0
+    secs = seconds0 + time.time() - t0
     return {"curve": curve, "final_loss": last_loss, "seconds": secs, "examples": examples,
             "resumed_from": resumed_from, "stopped": False}
 

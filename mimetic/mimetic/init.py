@@ -18,6 +18,7 @@ approximation of alpha2 Z2 - beta2 I, each query head's W_proj rows getting 1/g 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -165,13 +166,16 @@ SUPPORTED = ("timm Attention (fused qkv + proj)", "torch.nn.MultiheadAttention",
 
 
 def mimetic_init_(module: nn.Module, alpha1: float = 0.7, beta1: float = 0.7, alpha2: float = 0.4,
-                  beta2: float = 0.4, generator: torch.Generator | None = None, svd: str = "exact") -> int:
+                  beta2: float = 0.4, generator: torch.Generator | None = None, svd: str = "exact",
+                  strict: bool = True) -> int:
     """Mimetic init, in place, of every supported attention layer in ``module`` (itself included), in module
     order, drawing Z from ``generator``. Returns the number of layers initialised; an attention layer of an
     unsupported kind, or none at all, is an error that lists what is supported.
 
     ``svd="exact"`` (default): float64 SVDs, the exact construction. ``svd="randomized"``: float32 and a
-    randomized top-k SVD per head (faster for wide models; near-optimal rank-k approximation)."""
+    randomized top-k SVD per head (faster for wide models; near-optimal rank-k approximation).
+    ``strict=False`` skips (with a warning) modules that look like attention (``Attention`` in the class name, e.g.
+    timm's ``AttentionPoolLatent`` or ``AttentionRope``) but whose layout is not supported, instead of failing."""
     _check(alpha1, beta1, alpha2, beta2)
     if svd not in SVD_MODES:
         raise ValueError(f"svd={svd!r}: use one of {SVD_MODES}")
@@ -179,9 +183,12 @@ def mimetic_init_(module: nn.Module, alpha1: float = 0.7, beta1: float = 0.7, al
     for name, m in module.named_modules():
         v = _view(m)
         if v is None:
-            if type(m).__name__.endswith("Attention") and not any(_view(c) for c in m.children()):
-                raise TypeError(f"{name or 'module'} ({type(m).__name__}) looks like attention but its layout is not "
-                                f"supported; supported: {', '.join(SUPPORTED)}")
+            if "Attention" in type(m).__name__ and not any(_view(c) for c in m.children()):
+                msg = (f"{name or 'module'} ({type(m).__name__}) looks like attention but its layout is not "
+                       f"supported; supported: {', '.join(SUPPORTED)}")
+                if strict:
+                    raise TypeError(msg + " (strict=False skips such modules)")
+                warnings.warn(msg + ": left at its own init", stacklevel=2)
             continue
         _apply(m, v, alpha1, beta1, alpha2, beta2, generator, svd)
         n += 1

@@ -51,8 +51,9 @@ def build_model(m: DictConfig, d: DictConfig) -> torch.nn.Module:
     raise ValueError(f"model.kind={m.kind!r}: use vit or gpt")
 
 
-def build_data(d: DictConfig, seed: int, block: int | None = None) -> tuple:
-    """(train batches, evaluation batches as a list or re-iterable, n_train, n_test) of ``data``."""
+def build_data(d: DictConfig, seed: int, block: int | None = None, train: bool = True) -> tuple:
+    """(train batches, evaluation batches as a list or re-iterable, n_train, n_test) of ``data``;
+    ``train=False`` skips the training split where that saves work (tokenising, dataset scans): None, 0."""
     if d.name == "digits":
         xtr, ytr, xte, yte = D.digits(d.n_train, d.split_seed)
         return (D.TensorBatches(xtr, ytr, d.batch_size, seed, roll=d.roll),
@@ -65,20 +66,21 @@ def build_data(d: DictConfig, seed: int, block: int | None = None) -> tuple:
     if d.name in D.VISION:
         root = resolve_path(d.root)
         tf_train = D.vision_transform(True, d.img_size, d.mean, d.std, d.auto_augment, d.hflip, d.re_prob,
-                                      d.crop_pct, d.interpolation)
+                                      d.crop_pct, d.interpolation, d.scale, d.ratio)
         tf_test = D.vision_transform(False, d.img_size, d.mean, d.std, None, 0.0, 0.0, d.crop_pct, d.interpolation)
-        tr = D.vision_dataset(d.name, root, True, tf_train, d.download)
+        tr = D.vision_dataset(d.name, root, True, tf_train, d.download) if train else None
         te = D.vision_dataset(d.name, root, False, tf_test, d.download)
         pin = torch.cuda.is_available()
-        return (D.LoaderBatches(tr, d.batch_size, seed, d.workers, pin_memory=pin),
+        return (D.LoaderBatches(tr, d.batch_size, seed, d.workers, pin_memory=pin) if train else None,
                 D.LoaderBatches(te, d.eval_batch_size, seed, d.workers, shuffle=False, drop_last=False,
-                                pin_memory=pin).epoch(0), len(tr), len(te))
+                                pin_memory=pin).epoch(0), len(tr) if train else 0, len(te))
     if d.name == "text":
         root = resolve_path(d.root)
-        toks = {s: D.load_tokens(root / f, d.tokenizer) for s, f in (("train", d.train_file), ("test", d.test_file))}
-        return (D.TokenBlocks(toks["train"], block, d.batch_size, seed),
+        files = (("train", d.train_file),) * train + (("test", d.test_file),)
+        toks = {s: D.load_tokens(root / f, d.tokenizer) for s, f in files}
+        return (D.TokenBlocks(toks["train"], block, d.batch_size, seed) if train else None,
                 list(D.TokenBlocks(toks["test"], block, d.eval_batch_size, seed, shuffle=False).epoch(0)),
-                len(toks["train"]), len(toks["test"]))
+                len(toks["train"]) if train else 0, len(toks["test"]))
     raise ValueError(f"data.name={d.name!r}: use digits, random, text or one of {sorted(D.VISION)}")
 
 
@@ -101,6 +103,9 @@ def run(cfg: DictConfig) -> float:
     with start_run(run_dir, cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
         model = build_model(cfg.model, cfg.data)
         i = cfg.init
+        if cfg.model.kind == "gpt" and i.name.startswith("torch"):
+            raise ValueError(f"init={i.name} resets nn.Linear layers, but GPT-2 uses Conv1D (only its lm_head, tied "
+                             "to the embeddings, is a Linear): use init=default or init=mimetic for the LM")
         done = apply_init(model, i.name, i.alpha1, i.beta1, i.alpha2, i.beta2,
                           generator=torch.Generator().manual_seed(int(cfg.seed) + Z_STREAM), svd=i.svd)
         init_stats = init_summary(model)
@@ -167,7 +172,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     model.load_state_dict(torch.load(run_dir / "ckpt.pt", map_location="cpu", weights_only=False)["model"])
     model.to(device)
     lm = rcfg.model.kind == "gpt"
-    _, test, _, n_test = build_data(rcfg.data, rcfg.seed, rcfg.model.n_positions if lm else None)
+    _, test, _, n_test = build_data(rcfg.data, rcfg.seed, rcfg.model.n_positions if lm else None, train=False)
     res = (perplexity if lm else accuracy)(model, test, device, amp)
     out = {f"test/{k}": v for k, v in res.items()} | {"data/n_test": n_test}
     diag = attention_diagnostics(model)

@@ -18,19 +18,24 @@ PAIRS = (("default", "mimetic"), ("torch", "torch_mimetic"))
 
 def _setting(rec: dict) -> tuple:
     c = rec["config"]
-    return (get_dotted(c, "data.name"), get_dotted(c, "model.pos_embed"), get_dotted(c, "model.patch_embed_init"),
+    return (get_dotted(c, "data.name"), get_dotted(c, "model.patch_size"), get_dotted(c, "model.pos_embed"),
+            get_dotted(c, "model.patch_embed_init"), get_dotted(c, "init.alpha1"), get_dotted(c, "init.beta1"),
             float(get_dotted(c, "train.lr")), int(get_dotted(c, "train.epochs")))
 
 
 def collect(runs: list[dict]) -> dict:
-    """{(setting, init): {seed: (final acc, curve [[epoch, acc], ...])}} of classification runs."""
+    """{(setting, init): {seed: (final acc, curve [[epoch, acc], ...])}} of classification runs; two runs of one
+    setting, init and seed are an error (they would be silently merged)."""
     out: dict = defaultdict(dict)
     for rec in runs:
         m = rec.get("metrics", {})
         if "test/acc_curve" not in m:
             continue
-        out[(_setting(rec), get_dotted(rec["config"], "init.name"))][int(rec["config"]["seed"])] = (
-            float(m["test/acc"]), np.asarray(m["test/acc_curve"], dtype=float))
+        group, seed = out[(_setting(rec), get_dotted(rec["config"], "init.name"))], int(rec["config"]["seed"])
+        if seed in group:
+            raise ValueError(f"two runs of one setting and seed under the run root: {rec['_path']} and an earlier one "
+                             "(move one of them out, or rerun the report on a narrower folder)")
+        group[seed] = (float(m["test/acc"]), np.asarray(m["test/acc_curve"], dtype=float))
     return out
 
 
@@ -69,13 +74,13 @@ def paired_markdown(rows: list[dict], command: str) -> str:
              "Final test accuracy (%) per seed; diff = treatment - baseline of the same seed (same data order, same "
              "non-attention weights). 'epochs to baseline final' = first epoch at which each treatment seed reaches "
              "the baseline's mean final accuracy (inf: never).", "",
-             "| data, pos. emb., patch emb. init, lr, epochs | baseline | treatment | baseline final | "
-             "treatment final | diff per seed | mean diff | wins | epochs to baseline final |",
+             "| data, patch, pos. emb., patch emb. init, alpha1, beta1, lr, epochs | baseline | treatment | "
+             "baseline final | treatment final | diff per seed | mean diff | wins | epochs to baseline final |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        d, pe, pi, lr, ep = r["setting"]
+        d, ps, pe, pi, a1, b1, lr, ep = r["setting"]
         reach = ", ".join("inf" if not np.isfinite(x) else f"{x:.0f}" for x in r["reach"])
-        lines.append(f"| {d}, {pe}, {pi}, {lr:g}, {ep} | {r['baseline']} | {r['treatment']} | "
+        lines.append(f"| {d}, {ps}, {pe}, {pi}, {a1}, {b1}, {lr:g}, {ep} | {r['baseline']} | {r['treatment']} | "
                      f"{r['base'].mean():.1f} ± {r['base'].std(ddof=1) if len(r['seeds']) > 1 else 0:.1f} | "
                      f"{r['treat'].mean():.1f} ± {r['treat'].std(ddof=1) if len(r['seeds']) > 1 else 0:.1f} | "
                      f"{', '.join(f'{x:+.1f}' for x in r['diff'])} | {r['diff'].mean():+.1f} | "
@@ -106,7 +111,7 @@ def plot_curves(groups: dict, path: Path) -> None:
             mu, sd = a.mean(0), a.std(0)
             ax.plot(ep, mu, color=colors[init], label=f"{init} (n={len(curves)})")
             ax.fill_between(ep, mu - sd, mu + sd, color=colors[init], alpha=0.2)
-        ax.set_title(f"{s[0]}, {s[1]} PE, patch emb. {s[2]}, lr {s[3]:g}, {s[4]} ep", fontsize=8)
+        ax.set_title(f"{s[0]}, patch {s[1]}, {s[2]} PE, patch emb. {s[3]},\nlr {s[6]:g}, {s[7]} epochs", fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)

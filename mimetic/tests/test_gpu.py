@@ -1,5 +1,6 @@
 """GPU smoke: one epoch of ViT-Tiny patch 2 on random 32x32 images in bf16 on CUDA with mimetic init; the loss is
-finite and falling; the pipeline's gpu_smoke experiment writes metrics.json; init on CUDA matches the CPU stream."""
+finite and falling; the pipeline's gpu_smoke experiment writes metrics.json; a run killed after epoch 1 resumes on
+CUDA (the checkpoint's RNG states are CPU tensors)."""
 import json
 import subprocess
 import sys
@@ -50,3 +51,16 @@ def test_gpu_smoke_experiment_writes_metrics(tmp_path):
     m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     assert m["init/mimetic_layers"] == 12 and 0 <= m["test/acc"] <= 100
     assert torch.isfinite(torch.tensor(m["train/final_loss"]))
+
+
+def test_kill_and_resume_on_cuda(tmp_path):
+    _need_cuda()
+    base = [sys.executable, "train.py", "+experiment=gpu_smoke", f"run_dir={tmp_path}", "train.progress=false",
+            "train.epochs=2"]
+    first = subprocess.run(base + ["train.stop_after_epoch=1"], cwd=PROJECT, capture_output=True, text=True,
+                           timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = subprocess.run(base, cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert m["train/resumed_from_epoch"] == 1 and len(m["test/acc_curve"]) == 2

@@ -175,6 +175,14 @@ def test_bad_input_is_named():
 
     with pytest.raises(TypeError, match="MyAttention.*not supported; supported: timm"):
         mimetic_init_(nn.Sequential(MyAttention()))
+
+    class AttentionPool(MyAttention):  # "Attention" anywhere in the name counts (timm's AttentionRope, ...)
+        pass
+
+    with pytest.raises(TypeError, match="AttentionPool.*strict=False"):
+        mimetic_init_(nn.Sequential(AttentionPool(), _mha(8, 2)))
+    with pytest.warns(UserWarning, match="AttentionPool.*left at its own init"):
+        assert mimetic_init_(nn.Sequential(AttentionPool(), _mha(8, 2)), strict=False) == 1
     with pytest.raises(ValueError, match="kdim/vdim"):
         mimetic_init_(nn.MultiheadAttention(8, 2, kdim=4, vdim=4))
     from mimetic.init import _split
@@ -213,3 +221,28 @@ def test_fig1_plot_of_layer_diagnostics(tmp_path):
     mimetic_init_(model, generator=torch.Generator().manual_seed(0))
     plot_layer_diagnostics({"timm init": before, "mimetic": attention_diagnostics(model)}, tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 5_000
+
+
+def test_timm_and_gpt2_attention_probabilities_use_the_q_k_targets():
+    """The probabilities timm's Attention and HF GPT-2's eager attention compute in their own forward equal
+    softmax(x W_q^h W_k^h^T x^T / sqrt(k)) of the sampled per-head targets."""
+    m1, _ = _targets(5, 64, 4)
+    xs = torch.randn(1, 6, 64, dtype=torch.float64)
+    want_logits = xs[0] @ _rank_k(m1, 16) @ xs[0].T / 4.0  # [heads, 6, 6]
+    timm_attn = _timm().eval()
+    mimetic_init_(timm_attn, generator=torch.Generator().manual_seed(5))
+    timm_attn.fused_attn = False  # the explicit path, whose probabilities pass through attn_drop
+    seen = []
+    timm_attn.attn_drop.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    timm_attn(xs)
+    assert (seen[0][0] - torch.softmax(want_logits, -1)).abs().max() < 1e-8
+    from transformers import GPT2Config
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Attention
+
+    cfg = GPT2Config(n_embd=64, n_head=4, attn_pdrop=0.0, resid_pdrop=0.0)
+    cfg._attn_implementation = "eager"
+    gpt = GPT2Attention(cfg, layer_idx=0).double().eval()
+    mimetic_init_(gpt, generator=torch.Generator().manual_seed(5))
+    _, probs = gpt(xs, output_attentions=True)[:2]
+    # called alone the layer gets no mask (transformers builds the causal mask at model level)
+    assert (probs[0] - torch.softmax(want_logits, -1)).abs().max() < 1e-8

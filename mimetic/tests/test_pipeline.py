@@ -201,3 +201,25 @@ def test_fp16_loss_scaling_path_runs_on_cpu():
     out = train(model, D.TensorBatches(x, y, 32, 0), classification_loss, lambda m: {}, epochs=1, lr=1e-3,
                 clip_grad=1.0, amp_dtype=torch.float16, progress=False)
     assert np.isfinite(out["final_loss"])
+
+
+def test_hf_tokenizer_path_tokenises_in_chunks_and_caches(tmp_path):
+    """A tokenizer saved with save_pretrained and loaded by path (the route of data.tokenizer=gpt2): ids equal a
+    one-shot encoding, the cache is written beside the file and reused."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    words = ["[UNK]", "the", "quick", "brown", "fox", "jumps", "."]
+    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(tmp_path / "tok")
+    text = "the quick brown fox .\njumps the fox\n" * 7
+    (tmp_path / "wiki.test.raw").write_text(text)
+    ids = D.load_tokens(tmp_path / "wiki.test.raw", str(tmp_path / "tok"), chunk_lines=3)
+    want = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))(text.splitlines(keepends=True))["input_ids"]
+    assert ids.tolist() == [t for line in want for t in line] and len(ids) == 56
+    cache = tmp_path / "wiki.test.raw.tok.ids.npy"
+    assert cache.exists()
+    np.save(cache, np.arange(3, dtype=np.int32))  # a changed cache is what a second call returns (it is reused)
+    assert D.load_tokens(tmp_path / "wiki.test.raw", str(tmp_path / "tok")).tolist() == [0, 1, 2]
+    assert D.vocab_size(str(tmp_path / "tok")) == 7

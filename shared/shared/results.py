@@ -20,7 +20,8 @@
          rhs: {method.name: softmax}}          # rhs may also be a number
       - {name: "... in every seed", lhs: {...}, op: ">", rhs: {...}, paired: seed}
          # paired: a config field; the relation must hold for EVERY pair of runs sharing its value (same seed),
-         # and every run must have a partner; lhs/rhs shown as the paired means
+         # and every run must have a partner; lhs/rhs shown as the paired means; min_pairs (default 1): fewer
+         # pairs than this leave the claim "missing" (one lucky seed is not "every seed")
 
 Our runs are the ``metrics.json`` files under a run root (one per seed); runs sharing the row keys are
 aggregated as mean ± std (n). ``python -m shared.results <project_dir> --scale mini --check`` renders
@@ -44,7 +45,7 @@ SCALES = ("mini", "paper", "any")
 _TOP_KEYS = {"project", "source", "metric", "metrics", "higher_is_better", "tolerance", "keys", "rows",
              "claims", "notes"}
 _ROW_KEYS = {"keys", "scale", "values", "verified", "note"}
-_CLAIM_KEYS = {"name", "scale", "metric", "lhs", "op", "rhs", "note", "paired"}
+_CLAIM_KEYS = {"name", "scale", "metric", "lhs", "op", "rhs", "note", "paired", "min_pairs"}
 
 
 class PaperYamlError(ValueError):
@@ -242,7 +243,7 @@ def check_claims(spec: dict, agg: dict, scale: str, runs: list[dict] | None = No
             continue
         if c.get("paired"):
             lhs, rhs, held, n = _paired(c, spec["keys"], runs or [])
-            status = "missing" if n == 0 else ("held" if held == n else "broken")
+            status = "missing" if n < max(1, int(c.get("min_pairs", 1))) else ("held" if held == n else "broken")
             out.append({**c, "lhs_value": lhs, "rhs_value": rhs, "status": status, "pairs": f"{held}/{n}"})
             continue
         lhs, rhs = (_side(c[s], c["metric"], spec["keys"], agg) for s in ("lhs", "rhs"))

@@ -192,6 +192,16 @@ def test_paired_claim_needs_every_seed(tmp_path):
     assert claims[0]["status"] == "missing"
 
 
+def test_paired_claim_min_pairs(tmp_path):
+    spec = {**SPEC, "rows": [], "claims": [{"name": "a < b", "lhs": {"method.name": "a"}, "op": "<",
+                                            "rhs": {"method.name": "b"}, "paired": "seed", "min_pairs": 3}]}
+    make_project(tmp_path, spec)
+    for name, seed, kl in [("a", 0, 1.0), ("b", 0, 2.0), ("a", 1, 1.0), ("b", 1, 2.0)]:
+        start_run(tmp_path / "outputs" / "mini" / f"{name}_{seed}",
+                  {"method": {"name": name}, "seed": seed, "scale": "mini"}).finish({"test/kl": kl})
+    assert results.summarize(tmp_path, "mini")[1][0]["status"] == "missing"  # 2 pairs < 3
+
+
 def test_paired_claim_must_name_a_field(tmp_path):
     spec = {**SPEC, "claims": [{"name": "c", "lhs": {"method.name": "a"}, "op": "<", "rhs": 3, "paired": "seed"}]}
     make_project(tmp_path, spec)
