@@ -67,6 +67,8 @@ def test_broken_and_missing_claims_fail_the_cli(tmp_path, capsys):
     assert claims[0]["status"] == "missing"
     assert results.main([str(proj2), "--check"]) == 1
     assert results.main([str(proj2)]) == 0  # without --check it only renders
+    assert results.main([str(proj2), "--check", "--allow-missing"]) == 0  # missing is allowed, nothing broken
+    assert results.main([str(proj), "--check", "--allow-missing"]) == 1  # broken still fails
 
 
 def test_a_nan_seed_breaks_the_claim_instead_of_vanishing(tmp_path):
