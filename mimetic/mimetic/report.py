@@ -187,12 +187,23 @@ def plot_layer_diagnostics(diags: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
+def paste_between(path: Path, begin: str, end: str, text: str) -> None:
+    """Replace what lies between the ``begin`` and ``end`` markers of ``path`` by ``text``."""
+    src = path.read_text()
+    i, j = src.find(begin), src.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"{path} lacks the markers {begin} and {end}")
+    path.write_text(src[:i + len(begin)] + "\n" + text + src[j:])
+
+
 def main(argv=None) -> int:
     """CLI: curves, paired table and init diagnostics from a run root."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", help="run root holding metrics.json files (outputs/mini)")
     p.add_argument("--out", default="results", help="folder for <scale>_curves.png, <scale>_paired.md, init plot")
     p.add_argument("--scale", default=None, help="mini | paper (default: the run root's folder name)")
+    p.add_argument("--readme", default=None, help="also paste the paired table between <!-- paired:begin --> and "
+                   "<!-- paired:end --> of this README")
     a = p.parse_args(argv)
     root = Path(a.runs)
     scale = a.scale or root.name
@@ -207,6 +218,9 @@ def main(argv=None) -> int:
     md = paired_markdown(paired_rows(groups), cmd)
     (out / f"{scale}_paired.md").write_text(md)
     plot_curves(groups, out / f"{scale}_curves.png")
+    if a.readme:
+        paste_between(Path(a.readme), "<!-- paired:begin -->", "<!-- paired:end -->",
+                      md.replace("# Paired per-seed comparison", "#### Paired per-seed comparison"))
     plot_init_diagnostics(out / "init_diagnostics.png")
     print(md)
     print(f"wrote {out / f'{scale}_paired.md'}, {out / f'{scale}_curves.png'}, {out / 'init_diagnostics.png'}")
