@@ -14,6 +14,7 @@ import numpy as np
 from shared.results import find_runs, get_dotted
 
 PAIRS = (("default", "mimetic"), ("torch", "torch_mimetic"))
+EARLY_EPOCH = 10  # the training-speed column: mean test accuracy after this many epochs
 
 
 def _setting(rec: dict) -> tuple:
@@ -61,7 +62,10 @@ def paired_rows(groups: dict) -> list[dict]:
             ft = np.array([treat[s][0] for s in seeds])
             target = float(fb.mean())
             reach = [first_epoch_reaching(treat[s][1], target) for s in seeds]
+            early = [float(np.mean([grp[s_][1][grp[s_][1][:, 0] == EARLY_EPOCH, 1].mean() for s_ in seeds]))
+                     for grp in (base, treat)]
             rows.append({"setting": setting, "baseline": b, "treatment": t, "seeds": seeds, "base": fb, "treat": ft,
+                         "early": early,
                          "diff": ft - fb, "wins": int((ft > fb).sum()), "target": target, "reach": reach,
                          "unpaired": sorted(set(base) ^ set(treat))})
     return rows
@@ -73,10 +77,11 @@ def paired_markdown(rows: list[dict], command: str) -> str:
              f"Reproduce: `{command}`", "",
              "Final test accuracy (%) per seed; diff = treatment - baseline of the same seed (same data order, same "
              "non-attention weights). 'epochs to baseline final' = first epoch at which each treatment seed reaches "
-             "the baseline's mean final accuracy (inf: never).", "",
+             "the baseline's mean final accuracy (inf: never). 'epoch 10' = mean test accuracy after 10 epochs "
+             "(baseline -> treatment): the training-speed view.", "",
              "| data, patch, pos. emb., patch emb. init, alpha1, beta1, lr, epochs | baseline | treatment | "
-             "baseline final | treatment final | diff per seed | mean diff | wins | epochs to baseline final |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "baseline final | treatment final | diff per seed | mean diff | wins | epochs to baseline final | "
+             "epoch 10 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         d, ps, pe, pi, a1, b1, lr, ep = r["setting"]
         reach = ", ".join("inf" if not np.isfinite(x) else f"{x:.0f}" for x in r["reach"])
@@ -84,9 +89,10 @@ def paired_markdown(rows: list[dict], command: str) -> str:
                      f"{r['base'].mean():.1f} ± {r['base'].std(ddof=1) if len(r['seeds']) > 1 else 0:.1f} | "
                      f"{r['treat'].mean():.1f} ± {r['treat'].std(ddof=1) if len(r['seeds']) > 1 else 0:.1f} | "
                      f"{', '.join(f'{x:+.1f}' for x in r['diff'])} | {r['diff'].mean():+.1f} | "
-                     f"{r['wins']}/{len(r['seeds'])} | {reach} (of {ep}) |")
+                     f"{r['wins']}/{len(r['seeds'])} | {reach} (of {ep}) | "
+                     f"{r['early'][0]:.1f} -> {r['early'][1]:.1f} |")
         if r["unpaired"]:
-            lines.append(f"| (seeds without a partner, left out: {r['unpaired']}) | | | | | | | | |")
+            lines.append(f"| (seeds without a partner, left out: {r['unpaired']}) | | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -98,9 +104,13 @@ def plot_curves(groups: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     settings = sorted({s for s, _ in groups}, key=str)
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.4), squeeze=False)
+    ncol = min(3, len(settings))
+    nrow = -(-len(settings) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.4 * nrow), squeeze=False)
+    for ax in axes.flat[len(settings):]:
+        ax.set_visible(False)
     colors = {"default": "tab:blue", "mimetic": "tab:red", "torch": "tab:green", "torch_mimetic": "tab:orange"}
-    for ax, s in zip(axes[0], settings):
+    for ax, s in zip(axes.flat, settings):
         for init in ("default", "mimetic", "torch", "torch_mimetic"):
             if (s, init) not in groups:
                 continue
