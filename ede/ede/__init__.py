@@ -1,0 +1,16 @@
+"""Exploration via Distributional Ensemble (Jiang, Kolter, Raileanu; arXiv 2306.05483): the tabular CMDP study
+and EDE's distributional-ensemble core. (EDEAgent, Procgen and Crafter: in progress.)"""
+from ede.core import (
+                      aleatoric_uncertainty,
+                      epistemic_uncertainty,
+                      mean_q,
+                      quantile_huber_loss,
+                      tau_hat,
+                      tee_coefficients,
+                      thompson_action,
+                      ucb_action,
+)
+from ede.tabular import TabularCMDP, run_policy_gradient, run_q_learning
+
+__all__ = ["TabularCMDP", "aleatoric_uncertainty", "epistemic_uncertainty", "mean_q", "quantile_huber_loss",
+           "run_policy_gradient", "run_q_learning", "tau_hat", "tee_coefficients", "thompson_action", "ucb_action"]
