@@ -21,9 +21,13 @@ def plot_fig2(runs: list[dict], path: Path) -> list[str]:
 
     runs = sorted(runs, key=lambda r: (get_dotted(r["config"], "method.name"),
                                        get_dotted(r["config"], "method.ucb_c") or 0))
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 3.0), squeeze=False, sharey=True)
+    ncol = min(4, len(runs))
+    nrow = -(-len(runs) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.9 * nrow), squeeze=False, sharey=True)
+    for ax in axes.flat[len(runs):]:
+        ax.set_visible(False)
     titles = []
-    for ax, rec in zip(axes[0], runs):
+    for ax, rec in zip(axes.flat, runs):
         m, c = rec["metrics"], rec["config"]
         ep = np.asarray(m["episodes_evaluated"])
         for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
@@ -31,8 +35,10 @@ def plot_fig2(runs: list[dict], path: Path) -> list[str]:
             ax.plot(ep, mu, color=color, label=split)
             ax.fill_between(ep, mu - sd, mu + sd, color=color, alpha=0.2)
         name = get_dotted(c, "method.name")
-        title = {"epsilon": "Q-learning, eps-greedy", "ucb": f"Q-learning, UCB c={get_dotted(c, 'method.ucb_c'):g}",
-                 "pg": "policy gradient"}[name]
+        if name == "ucb":
+            title = f"Q-learning, UCB c={get_dotted(c, 'method.ucb_c'):g}"
+        else:
+            title = {"epsilon": "Q-learning, eps-greedy", "pg": "policy gradient"}[name]
         titles.append(title)
         ax.set_title(f"{title} ({c['runs']} runs)", fontsize=8)
         ax.set_xlabel("episode")

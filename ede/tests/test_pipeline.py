@@ -34,3 +34,16 @@ def test_unknown_method_is_named(tmp_path):
         cfg.method.name = "boltzmann"
     with pytest.raises(ValueError, match="method.name"):
         run(cfg)
+
+
+def test_fig2_plot_from_runs(tmp_path):
+    from ede.report import plot_fig2
+    from shared.results import find_runs
+
+    for method in ("epsilon", "ucb"):
+        cfg = compose(PROJECT / "configs", ["runs=4", "episodes=30", f"method={method}"])
+        with open_dict(cfg):
+            cfg.run_dir = str(tmp_path / method)
+        run(cfg)
+    titles = plot_fig2(find_runs(tmp_path), tmp_path / "f.png")
+    assert titles == ["Q-learning, eps-greedy", "Q-learning, UCB c=10"] and (tmp_path / "f.png").stat().st_size > 5000
