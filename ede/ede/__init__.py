@@ -1,5 +1,6 @@
 """Exploration via Distributional Ensemble (Jiang, Kolter, Raileanu; arXiv 2306.05483): the tabular CMDP study
-and EDE's distributional-ensemble core. (EDEAgent, Procgen and Crafter: in progress.)"""
+EDE's distributional-ensemble core and agent. (Procgen/Crafter training: in progress.)"""
+from ede.agent import EDEAgent, Replay
 from ede.core import (
                       aleatoric_uncertainty,
                       epistemic_uncertainty,
@@ -10,7 +11,9 @@ from ede.core import (
                       thompson_action,
                       ucb_action,
 )
+from ede.networks import EDENetwork, ImpalaCNN, NatureCNN
 from ede.tabular import TabularCMDP, run_policy_gradient, run_q_learning
 
-__all__ = ["TabularCMDP", "aleatoric_uncertainty", "epistemic_uncertainty", "mean_q", "quantile_huber_loss",
-           "run_policy_gradient", "run_q_learning", "tau_hat", "tee_coefficients", "thompson_action", "ucb_action"]
+__all__ = ["EDEAgent", "EDENetwork", "ImpalaCNN", "NatureCNN", "Replay", "TabularCMDP", "aleatoric_uncertainty",
+           "epistemic_uncertainty", "mean_q", "quantile_huber_loss", "run_policy_gradient", "run_q_learning",
+           "tau_hat", "tee_coefficients", "thompson_action", "ucb_action"]
