@@ -1,5 +1,5 @@
-"""Exploration via Distributional Ensemble (Jiang, Kolter, Raileanu; arXiv 2306.05483): the tabular CMDP study
-EDE's distributional-ensemble core and agent. (Procgen/Crafter training: in progress.)"""
+"""Exploration via Distributional Ensemble (Jiang, Kolter, Raileanu; arXiv 2306.05483): the tabular CMDP study,
+EDE's distributional-ensemble core and its agent. (Procgen/Crafter training: in progress.)"""
 from ede.agent import EDEAgent, Replay
 from ede.core import (
                       aleatoric_uncertainty,
