@@ -29,3 +29,27 @@ def make_crafter(seed: int = 0):
     except ImportError as e:
         raise ImportError(f"Crafter is not installed: pip install crafter==1.8.3 ({e})") from None
     return crafter.Env(seed=seed)
+
+
+class ProcgenVec:
+    """Procgen's baselines-style vector env as the loop's protocol: ``reset() -> obs [E, 3, 64, 64] uint8``,
+    ``step(actions) -> (obs, reward, done)`` (Procgen resets finished envs itself)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.n = env.num_envs
+        self.n_actions = int(env.action_space.n)
+        self.obs_shape = (3, 64, 64)
+
+    @staticmethod
+    def _rgb(obs):
+        import numpy as np
+
+        return np.ascontiguousarray(obs["rgb"].transpose(0, 3, 1, 2))
+
+    def reset(self):
+        return self._rgb(self.env.reset())
+
+    def step(self, actions):
+        obs, rew, done, _ = self.env.step(actions)
+        return self._rgb(obs), rew.astype("float32"), done.astype(bool)

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("runs")
     p.add_argument("out")
     a = p.parse_args(argv)
-    runs = find_runs(a.runs) if Path(a.runs).exists() else []
+    runs = [r for r in (find_runs(a.runs) if Path(a.runs).exists() else []) if "train/curve_mean" in r["metrics"]]
     if not runs:
         print(f"no finished runs under {a.runs}: run make repro-ede first")
         return 1

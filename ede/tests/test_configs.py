@@ -14,8 +14,8 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(experiment, launcher):
     cfg = check_experiment(CONFIGS, experiment, launcher, groups=("method", "env"))
-    if launcher == "slurm":
-        assert cfg.hydra.launcher.gpus_per_node == 0  # the tabular study is CPU-only
+    if launcher == "slurm":  # the tabular study and the CPU checks are CPU-only; Procgen runs get one GPU each
+        assert cfg.hydra.launcher.gpus_per_node == (1 if experiment == "procgen" else 0)
 
 
 def test_default_is_the_mini_ucb_arm():
