@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ede.agent import EDEAgent, Replay
-from ede.core import mean_q, tee_coefficients
+from ede.core import tee_coefficients
 from ede.metrics import ReturnNormalizer
 from ede.tabular import TabularCMDP
 
@@ -126,8 +126,3 @@ def train(agent: EDEAgent, env, replay: Replay, steps: int, explore: str = "ucb"
     return {"steps_done": steps, "updates": agent.updates, "last_loss": last_loss, "resumed_from": resumed_from,
             "stopped": False}
 
-
-@torch.no_grad()
-def mean_values(agent: EDEAgent, obs: np.ndarray) -> np.ndarray:
-    """mu(s, a) of observations (diagnostics)."""
-    return mean_q(agent.net(torch.as_tensor(obs))).numpy()

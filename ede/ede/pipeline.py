@@ -47,11 +47,9 @@ def run(cfg: DictConfig) -> float:
             out = run_q_learning(env, cfg.episodes, cfg.runs, m.name, epsilon=m.epsilon or 0.0,
                                  ucb_c=m.ucb_c or 0.0, alpha=m.alpha, gamma=m.gamma, eval_every=cfg.eval_every,
                                  seed=cfg.seed)
-        elif m.name == "pg":
+        else:  # pg (run() has checked the name)
             out = run_policy_gradient(env, cfg.episodes, cfg.runs, lr=m.lr, entropy=m.entropy, gamma=m.gamma,
                                       eval_every=cfg.eval_every, seed=cfg.seed)
-        else:
-            raise ValueError(f"method.name={m.name!r}: use epsilon, ucb or pg")
         secs = time.time() - t0
         w = max(1, int(cfg.final_window))
         summary = {"train/seconds": secs, "data/runs": cfg.runs, "data/episodes": cfg.episodes,
