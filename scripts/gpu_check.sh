@@ -18,4 +18,4 @@ for d in "${folders[@]}"; do [ "$d" != shared ] && pp="$pp:$root/$d"; done
 export PYTHONPATH="$pp${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE=disabled HF_HUB_OFFLINE=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-PYTHON_BIN=$(command -v python3) timeout 300 bash scripts/run_tests.sh gpu "${folders[@]}"
+PYTHON_BIN=$(command -v python3) timeout "${GPU_TIMEOUT:-300}" bash scripts/run_tests.sh gpu "${folders[@]}"

@@ -19,8 +19,10 @@ plat+=(--platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform a
 for spec in "${base[@]}" "${extra[@]}"; do
   [ -n "$spec" ] || continue
   echo "gpu_wheels: $spec"
+  # A pure-Python package published only as an sdist (gym 0.26.2) is built into a wheel here instead.
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    "${plat[@]}" -d "$dest" "$spec" 2> >(grep -v "is ignored" >&2)
+    "${plat[@]}" -d "$dest" "$spec" 2> >(grep -v "is ignored" >&2) \
+    || python3 -m pip wheel -q --no-deps -w "$dest" "$spec" 2> >(grep -v "is ignored" >&2)
 done
 # antlr4-python3-runtime (hydra's parser) ships only as an sdist: build its pure-Python wheel here.
 python3 -m pip wheel -q --no-deps -w "$dest" "antlr4-python3-runtime==4.9.3" 2> >(grep -v "is ignored" >&2)
