@@ -3,7 +3,7 @@
 # The GPU machine has Python 3.12 with torch, transformers, jax, timm, numpy, scipy, scikit-learn,
 # matplotlib, pytest, pyyaml, cloudpickle preinstalled, and no network. Projects add their own needs in
 # <project>/gpu-wheels.txt (one `name==version` a line, pinned like constraints.txt).
-#   bash scripts/gpu_wheels.sh        then: bash scripts/gpu_check.sh  (on the GPU machine)
+#   bash scripts/gpu_wheels.sh        then: bash scripts/gpu_check.sh  (on the GPU machine; carry .whl and .gl)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -26,5 +26,14 @@ for spec in "${base[@]}" "${extra[@]}"; do
 done
 # antlr4-python3-runtime (hydra's parser) ships only as an sdist: build its pure-Python wheel here.
 python3 -m pip wheel -q --no-deps -w "$dest" "antlr4-python3-runtime==4.9.3" 2> >(grep -v "is ignored" >&2)
+# Debian packages of system libraries (*/gpu-debs.txt), unpacked aside on the GPU machine by gpu_check.sh.
+mapfile -t debs < <(cat */gpu-debs.txt 2>/dev/null | sed 's/#.*//' | grep -v '^\s*$' | sort -u || true)
+if [ ${#debs[@]} -gt 0 ]; then
+  grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo '/.gl/' >>.git/info/exclude
+  mkdir -p .gl /tmp/amd64/partial
+  o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64)
+  apt-get "${o[@]}" update >/dev/null && (cd .gl && apt-get "${o[@]}" download "${debs[@]}")
+  du -sh .gl
+fi
 ls -la "$dest"
 du -sh "$dest"
