@@ -1,4 +1,5 @@
-"""Show a finished run's final metrics: python eval.py run_dir=outputs/.../<time>."""
+"""Show a finished run's final metrics (python eval.py run_dir=outputs/.../<time>), or evaluate a deep run's
+checkpoint on N more episodes per split (episodes=N)."""
 import json
 
 import hydra
@@ -7,7 +8,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    """Print the run's final train/test suboptimality."""
+    """Print the run's final metrics or the re-evaluation."""
     from ede.pipeline import show_run
 
     print(json.dumps(show_run(cfg), indent=2))

@@ -78,3 +78,11 @@ class ReturnNormalizer:
         self.count = tot
         self.ret[np.asarray(done, dtype=bool)] = 0.0
         return np.clip(rew / np.sqrt(self.var + self.eps), -self.clip, self.clip)
+
+    def state_dict(self) -> dict:
+        """Running statistics and the per-env returns (checkpointed with the run)."""
+        return {"ret": self.ret.copy(), "count": self.count, "mean": self.mean, "var": self.var}
+
+    def load_state_dict(self, st: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.ret, self.count, self.mean, self.var = st["ret"].copy(), st["count"], st["mean"], st["var"]

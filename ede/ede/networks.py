@@ -65,11 +65,14 @@ class MLPTrunk(nn.Module):
 
 class EnsembleQuantileHeads(nn.Module):
     """M independent heads on shared features; ``forward(feat)`` with ``feat [B, F]`` (same features to every
-    head) or ``[M, B, F]`` (one feature batch per head: each head's own minibatch) -> ``[B, M, N, A]``."""
+    head) or ``[M, B, F]`` (one feature batch per head: each head's own minibatch) -> ``[B, M, N, A]``.
+    ``noisy=True``: NoisyNet heads (Fortunato et al.; factorised Gaussian noise, sigma0 = 0.5), noise redrawn at
+    every forward call (the ablation of the paper's Fig. 4)."""
 
-    def __init__(self, in_dim: int, n_actions: int, heads: int = 5, quantiles: int = 200, hidden: int = 512):
+    def __init__(self, in_dim: int, n_actions: int, heads: int = 5, quantiles: int = 200, hidden: int = 512,
+                 noisy: bool = False, sigma0: float = 0.5):
         super().__init__()
-        self.heads, self.quantiles, self.n_actions = heads, quantiles, n_actions
+        self.heads, self.quantiles, self.n_actions, self.noisy = heads, quantiles, n_actions, noisy
         self.w1 = nn.Parameter(torch.empty(heads, in_dim, hidden))
         self.b1 = nn.Parameter(torch.zeros(heads, hidden))
         self.w2 = nn.Parameter(torch.empty(heads, hidden, quantiles * n_actions))
@@ -79,13 +82,32 @@ class EnsembleQuantileHeads(nn.Module):
             nn.init.uniform_(w, -bound, bound)
         for b, fan in ((self.b1, in_dim), (self.b2, hidden)):
             nn.init.uniform_(b, -1 / math.sqrt(fan), 1 / math.sqrt(fan))
+        if noisy:  # NoisyNet's init: mu ~ U(+-1/sqrt(fan_in)) (as above), sigma = sigma0 / sqrt(fan_in)
+            for name, fan in (("w1", in_dim), ("b1", in_dim), ("w2", hidden), ("b2", hidden)):
+                p = getattr(self, name)
+                setattr(self, "s" + name, nn.Parameter(torch.full_like(p, sigma0 / math.sqrt(fan))))
+
+    @staticmethod
+    def _f(x):
+        return x.sign() * x.abs().sqrt()
+
+    def _params(self):
+        if not self.noisy:
+            return self.w1, self.b1, self.w2, self.b2
+        out = []
+        for w, b, sw, sb in ((self.w1, self.b1, self.sw1, self.sb1), (self.w2, self.b2, self.sw2, self.sb2)):
+            e_in = self._f(torch.randn(w.shape[0], w.shape[1], device=w.device, dtype=w.dtype))
+            e_out = self._f(torch.randn(w.shape[0], w.shape[2], device=w.device, dtype=w.dtype))
+            out += [w + sw * e_in[:, :, None] * e_out[:, None, :], b + sb * e_out]
+        return out
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        w1, b1, w2, b2 = self._params()
         if feat.dim() == 2:
-            h = F.relu(torch.einsum("bf,mfh->mbh", feat, self.w1) + self.b1[:, None])
+            h = F.relu(torch.einsum("bf,mfh->mbh", feat, w1) + b1[:, None])
         else:
-            h = F.relu(torch.einsum("mbf,mfh->mbh", feat, self.w1) + self.b1[:, None])
-        out = torch.einsum("mbh,mho->mbo", h, self.w2) + self.b2[:, None]
+            h = F.relu(torch.einsum("mbf,mfh->mbh", feat, w1) + b1[:, None])
+        out = torch.einsum("mbh,mho->mbo", h, w2) + b2[:, None]
         m, b = out.shape[:2]
         return out.view(m, b, self.quantiles, self.n_actions).transpose(0, 1)
 
@@ -93,10 +115,11 @@ class EnsembleQuantileHeads(nn.Module):
 class EDENetwork(nn.Module):
     """Trunk + ensemble of quantile heads."""
 
-    def __init__(self, trunk: nn.Module, n_actions: int, heads: int = 5, quantiles: int = 200, hidden: int = 512):
+    def __init__(self, trunk: nn.Module, n_actions: int, heads: int = 5, quantiles: int = 200, hidden: int = 512,
+                 noisy: bool = False):
         super().__init__()
         self.trunk = trunk
-        self.heads = EnsembleQuantileHeads(trunk.out_dim, n_actions, heads, quantiles, hidden)
+        self.heads = EnsembleQuantileHeads(trunk.out_dim, n_actions, heads, quantiles, hidden, noisy)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Quantiles ``[B, M, N, A]`` of every head for one observation batch."""

@@ -14,8 +14,27 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(experiment, launcher):
     cfg = check_experiment(CONFIGS, experiment, launcher, groups=("method", "env"))
-    if launcher == "slurm":  # the tabular study and the CPU checks are CPU-only; Procgen runs get one GPU each
-        assert cfg.hydra.launcher.gpus_per_node == (1 if experiment == "procgen" else 0)
+    if launcher == "slurm":  # the tabular study and the CPU checks are CPU-only; deep paper runs get one GPU each
+        assert cfg.hydra.launcher.gpus_per_node == (1 if experiment in ("procgen", "fig4_ablation", "crafter") else 0)
+
+
+@pytest.mark.parametrize("method", sorted(p.stem for p in (CONFIGS / "method").glob("*.yaml")))
+def test_every_method_composes_with_its_family(method):
+    cfg = compose(CONFIGS, [f"method={method}"] + ([] if method in ("epsilon", "ucb", "pg") else ["env=procgen"]))
+    assert cfg.method.name == method and cfg.method.family in ("tabular", "value", "ppo")
+    if cfg.method.family == "value":
+        assert (cfg.method.loss == "huber") == (cfg.method.quantiles == 1)
+
+
+def test_ablation_variants_differ_from_ede_only_where_the_paper_says():
+    ede = compose(CONFIGS, ["method=ede"]).method
+    diff = {}
+    for m in ("qrdqn_ucb", "dqn_ucb", "uadqn"):
+        other = compose(CONFIGS, [f"method={m}"]).method
+        diff[m] = {k for k in ede if other[k] != ede[k]} - {"name"}
+    assert diff == {"qrdqn_ucb": {"tee"}, "dqn_ucb": {"loss", "quantiles"}, "uadqn": {"target", "tee"}}
+    crafter = compose(CONFIGS, ["+experiment=crafter"])
+    assert crafter.method.explore == "thompson" and crafter.method.phi == 0.5 and crafter.env.frame_stack == 4
 
 
 def test_default_is_the_mini_ucb_arm():
