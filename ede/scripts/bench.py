@@ -72,8 +72,8 @@ def main() -> None:
         rows.append((f"training loop, bf16 autocast (batch {a.batch} x 5 heads)", (warm + a.train_steps) * env.n / t))
     dev = torch.cuda.get_device_name() if a.device == "cuda" else f"{platform.processor() or 'CPU'}, " \
         f"{torch.get_num_threads()} threads"
-    lines = [f"# Deep loop speed ({a.game}, {env.n} envs, {dev})", "",
-             f"`python scripts/bench.py {' '.join(f'--{k.replace(chr(95), chr(45))} {v}' for k, v in vars(a).items())}`",
+    cmd = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items())
+    lines = [f"# Deep loop speed ({a.game}, {env.n} envs, {dev})", "", f"`python scripts/bench.py {cmd}`",
              "", "| what | env steps/s | vs raw |", "|---|---:|---:|"]
     lines += [f"| {name} | {v:,.0f} | {100 * v / rows[0][1]:.1f}% |" for name, v in rows]
     text = "\n".join(lines) + "\n"
