@@ -3,6 +3,9 @@ Procgen 0.10.7; the original ``procgen`` stops at Python 3.10) in easy mode with
 (frames resized to 84x84 grey and stacked by 4, as the paper's Crafter agent sees them)."""
 from __future__ import annotations
 
+import contextlib
+import io
+
 from ede.metrics import EASY_MIN_MAX
 
 PROCGEN_HINT = ("Procgen is not installed: pip install --no-deps -r requirements-nodeps.txt (procgen-mirror==0.10.7, "
@@ -17,7 +20,9 @@ def make_procgen(game: str, n_envs: int, num_levels: int = 200, start_level: int
     if game not in EASY_MIN_MAX:
         raise ValueError(f"unknown Procgen game {game!r}; the 16 games: {sorted(EASY_MIN_MAX)}")
     try:
-        from procgen import ProcgenEnv
+        # gym 0.26 (only Procgen's env registration uses it) prints a 4-line deprecation banner on import
+        with contextlib.redirect_stderr(io.StringIO()):
+            from procgen import ProcgenEnv
     except (ImportError, OSError) as e:  # OSError: libGL.so.1 missing for the bundled Qt
         raise ImportError(f"{PROCGEN_HINT} ({e})") from None
     return ProcgenEnv(num_envs=n_envs, env_name=game, num_levels=num_levels, start_level=start_level,
@@ -55,6 +60,10 @@ class ProcgenVec:
     def step(self, actions):
         obs, rew, done, _ = self.env.step(actions)
         return self._rgb(obs), rew.astype("float32"), done.astype(bool)
+
+    def close(self):
+        """Free the C envs now (gym3's destructor fails noisily at interpreter exit)."""
+        self.env.close()
 
 
 ACHIEVEMENTS = ("collect_coal", "collect_diamond", "collect_drink", "collect_iron", "collect_sapling", "collect_stone",

@@ -144,6 +144,8 @@ def run_deep(cfg: DictConfig) -> float:
                         ckpt_path=run_dir / "ckpt.pt", ckpt_every=d.ckpt_every, stop_after=d.stop_after,
                         log=rec.log, seed=cfg.seed, progress=d.progress)
         if out["stopped"]:
+            for e in (env, test_env):
+                getattr(e, "close", lambda: None)()
             rec.finish(status="interrupted", summary={"train/steps_done": out["steps_done"]})
             return float("nan")
         secs = time.time() - t0
@@ -167,6 +169,8 @@ def run_deep(cfg: DictConfig) -> float:
             summary[f"{split}/return_std"] = float(ret.std())
             if cfg.env.kind == "procgen":
                 summary[f"{split}/normalized"] = float(normalize(ret, cfg.env.game).mean())
+        for e in (env, test_env):
+            getattr(e, "close", lambda: None)()
         rec.finish(summary)
     return summary.get(cfg.optimized_metric, summary.get("test/return", float("nan")))
 
@@ -209,4 +213,6 @@ def show_run(cfg: DictConfig) -> dict:
         out[f"{split}/return"], out[f"{split}/return_std"] = float(ret.mean()), float(ret.std())
         if rcfg.env.kind == "procgen":
             out[f"{split}/normalized"] = float(normalize(ret, rcfg.env.game).mean())
+    for e in (env, test_env):
+        getattr(e, "close", lambda: None)()
     return out

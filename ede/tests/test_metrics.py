@@ -49,3 +49,21 @@ def test_missing_simulators_name_the_install():
     except ImportError:
         with pytest.raises(ImportError, match="pip install crafter"):
             make_crafter()
+
+
+def test_fig3_and_table1_aggregation_from_run_records():
+    from ede.aggregate import procgen_scores, render
+
+    def rec(method, game, seed, val, kind="procgen"):
+        key = "test/normalized" if kind == "procgen" else "crafter/score"
+        return {"config": {"env": {"kind": kind, "game": game}, "method": {"name": method}, "seed": seed},
+                "metrics": {key: val}}
+
+    runs = [rec("ede", g, s, 0.5) for g in ("bigfish", "coinrun") for s in range(3)]
+    runs += [rec("qrdqn", "bigfish", s, 0.1 * s) for s in range(3)] + [rec("qrdqn", "coinrun", 0, 0.3)]
+    runs += [rec("ede", None, s, v, kind="crafter") for s, v in enumerate((10.0, 12.0))]
+    scores = procgen_scores(runs)
+    assert scores["ede"][1].shape == (3, 2) and scores["qrdqn"][1].shape == (1, 2)  # only seed 0 covers both games
+    text = render(runs)
+    assert "| ede | 2 x 3 (not all 16 games) | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500]" in text
+    assert "| ede | 2 | 11.00 +- 1.41 | 11.7 +- 1.0 |" in text
