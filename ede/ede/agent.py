@@ -65,6 +65,8 @@ class Replay:
         ended = self.done[(t[:, None] - torch.arange(1, self.k, device=t.device)) % self.T, e[:, None]]  # [B, k-1]
         stale = ended.cummax(dim=1).values.flip(1)  # [B, k-1]: frames t-(k-1) .. t-1
         keep = torch.cat([~stale, torch.ones_like(stale[:, :1])], 1)
+        if self.size < self.T:  # before the ring fills, steps before slot 0 are the first episode's zero padding
+            keep &= (t[:, None] - j) >= 0
         frames = frames * keep.view(*keep.shape, *([1] * (frames.dim() - 2))).to(frames.dtype)
         return frames.flatten(1, 2)
 
@@ -168,11 +170,14 @@ class EDEAgent:
         obs = batches["obs"].to(self.device)  # [M, B, ...]
         b_sz = obs.shape[1]
         with self._autocast():
-            feat = self.net.trunk(obs.flatten(0, 1)).view(m, b_sz, -1)
-            if not self.train_trunk_all:
-                keep = torch.zeros(m, 1, 1, dtype=torch.bool, device=self.device)
-                keep[head] = True
-                feat = torch.where(keep, feat, feat.detach())
+            if self.train_trunk_all:
+                feat = self.net.trunk(obs.flatten(0, 1)).view(m, b_sz, -1)
+            else:  # the other heads' features carry no trunk gradient: compute them without autograd
+                with torch.no_grad():
+                    rest = self.net.trunk(obs.flatten(0, 1)[torch.arange(m * b_sz, device=self.device) // b_sz
+                                                            != head])
+                feat = torch.cat([rest[:head * b_sz], self.net.trunk(obs[head]), rest[head * b_sz:]])
+                feat = feat.view(m, b_sz, -1)
             theta = self.net.heads(feat).float()  # [B, M, N, A], head k on its own minibatch
         act = batches["act"].to(self.device).T  # [B, M]
         cur = theta.gather(3, act[:, :, None, None].expand(-1, -1, theta.shape[2], 1)).squeeze(3)  # [B, M, N]

@@ -133,12 +133,15 @@ class Explorer:
 
 
 def train(agent: EDEAgent, env, replay: Replay, steps: int, explore: str = "ucb", phi: float = 30.0,
-          lam: float = 0.6, alpha: float = 7.0, tee: bool = True, start_steps: int = 100, train_freq: int = 1,
+          lam: float = 0.6, alpha: float = 7.0, tee: bool = True, start_steps: int = 100, random_start: bool = True,
+          train_freq: int = 1,
           eps_decay: float = 8000.0, normalize_rewards: bool = False, reward_clip: float | None = None,
           ckpt_path: str | Path | None = None, ckpt_every: int = 1000, stop_after: int | None = None, log=None,
           seed: int = 0, progress: bool = False) -> dict:
     """Run ``steps`` vectorised env steps (``steps * n_envs`` transitions) acting with :class:`Explorer`
-    ``explore``; returns {steps_done, updates, last_loss, resumed_from, stopped, episode_returns}. Rewards go to
+    ``explore`` (uniformly random actions before ``start_steps`` unless ``random_start=False``, which acts with
+    the untrained network and only delays learning); returns {steps_done, updates, last_loss, resumed_from,
+    stopped, episode_returns}. Rewards go to
     the replay normalised by the running std of returns (``normalize_rewards``, Procgen) and/or clipped to
     +-``reward_clip`` (Crafter); returns are logged raw. A checkpoint (agent, optimiser, replay, RNGs, counters;
     an env with ``rng``, ``s``, ``t`` too) is written every ``ckpt_every`` steps; a rerun resumes from it. An env
@@ -158,8 +161,10 @@ def train(agent: EDEAgent, env, replay: Replay, steps: int, explore: str = "ucb"
         agent.target.load_state_dict(st["target"])
         agent.opt.load_state_dict(st["opt"])
         agent.updates, start = st["updates"], st["step"]
-        replay.load_state_dict(st["replay"])
+        if st["replay"] is not None:  # the final checkpoint of a finished run keeps no replay
+            replay.load_state_dict(st["replay"])
         agent.gen.set_state(st["gen"])
+        torch.set_rng_state(st["torch_rng"])
         rng.bit_generator.state = st["rng"]
         explorer.load(st["explorer"])
         episode_returns = st["episode_returns"]
@@ -173,10 +178,12 @@ def train(agent: EDEAgent, env, replay: Replay, steps: int, explore: str = "ucb"
         else:
             replay.mark_boundary()
             explorer.episode_end(np.ones(env.n, dtype=bool))
+            if norm is not None:
+                norm.ret[:] = 0.0  # the restarted episodes' discounted returns start from zero
     resumed_from = start
     for step in tqdm(range(start, steps), desc="train", unit="step", disable=not progress, initial=start,
                      total=steps):
-        if step < start_steps:
+        if step < start_steps and random_start:
             act = rng.integers(env.n_actions, size=env.n)
         else:
             act = explorer(agent, obs, step)
@@ -200,7 +207,10 @@ def train(agent: EDEAgent, env, replay: Replay, steps: int, explore: str = "ucb"
         if ckpt_path is not None and (done_steps % ckpt_every == 0 or done_steps == steps):
             st = {"net": agent.net.state_dict(), "target": agent.target.state_dict(), "opt": agent.opt.state_dict(),
                   "updates": agent.updates, "step": done_steps, "gen": agent.gen.get_state(),
-                  "rng": rng.bit_generator.state, "explorer": explorer.state(), "replay": replay.state_dict(),
+                  "rng": rng.bit_generator.state, "explorer": explorer.state(),
+                  "torch_rng": torch.get_rng_state(),  # NoisyNet's noise
+                  # the replay (up to ~12 GB at Procgen scale) only while the run has steps left to resume
+                  "replay": replay.state_dict() if done_steps < steps else None,
                   "episode_returns": episode_returns, "norm": norm.state_dict() if norm is not None else None}
             if hasattr(env, "achievements"):  # Crafter: the score's episodes survive a restart
                 st["achievements"] = env.achievements

@@ -32,8 +32,10 @@ def optimality_gap(x: np.ndarray, gamma: float = 1.0) -> float:
     return float(np.mean(np.maximum(gamma - np.asarray(x, dtype=float), 0.0)))
 
 
-AGGREGATES = {"median": lambda x: float(np.median(x)), "iqm": iqm, "mean": lambda x: float(np.mean(x)),
-              "optimality_gap": optimality_gap}
+# rliable's definitions on scores [runs, games]: the median of the per-game means across runs; the IQM, mean and
+# optimality gap of all run x game scores
+AGGREGATES = {"median": lambda x: float(np.median(np.asarray(x, dtype=float).mean(0))), "iqm": iqm,
+              "mean": lambda x: float(np.mean(x)), "optimality_gap": optimality_gap}
 
 
 def aggregate_with_ci(scores: np.ndarray, reps: int = 2000, alpha: float = 0.05, seed: int = 0) -> dict:

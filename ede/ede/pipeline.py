@@ -139,7 +139,8 @@ def run_deep(cfg: DictConfig) -> float:
             replay = Replay(m.replay_steps, env.n, env.obs_shape, torch.uint8 if image else torch.float32, m.n_step,
                             m.gamma, frame_stack=stack, device=replay_dev)
             out = train(agent, env, replay, d.steps, explore=m.explore, phi=m.phi, lam=m.lam, alpha=m.alpha,
-                        tee=m.tee, start_steps=m.start_steps, train_freq=m.train_freq, eps_decay=m.eps_decay,
+                        tee=m.tee, start_steps=m.start_steps, random_start=m.random_start, train_freq=m.train_freq,
+                        eps_decay=m.eps_decay,
                         normalize_rewards=m.normalize_rewards, reward_clip=m.reward_clip,
                         ckpt_path=run_dir / "ckpt.pt", ckpt_every=d.ckpt_every, stop_after=d.stop_after,
                         log=rec.log, seed=cfg.seed, progress=d.progress)
@@ -158,7 +159,14 @@ def run_deep(cfg: DictConfig) -> float:
             rates = achievement_rates(env.achievements)
             summary["crafter/score"] = crafter_score(list(rates.values()))
             summary.update({f"crafter/{k}": v for k, v in rates.items()})
-        for split, e in (("train", env), ("test", test_env)):
+        eval_envs = {"train": env, "test": test_env}
+        if cfg.env.kind == "procgen" and d.eval_episodes > 0:
+            # Procgen ignores reset(): a fresh env on the training levels, so no episode is counted half-played
+            env.close()
+            e = cfg.env
+            eval_envs["train"] = env = ProcgenVec(make_procgen(e.game, e.n_envs, e.num_levels, 0, e.distribution_mode,
+                                                               cfg.seed + 2))
+        for split, e in eval_envs.items():
             if d.eval_episodes <= 0:
                 continue
             if m.family == "ppo":
@@ -203,7 +211,8 @@ def show_run(cfg: DictConfig) -> dict:
     device = get_device(cfg.get("device", "auto"))
     env, test_env = build_deep_envs(rcfg.env, rcfg.seed)
     agent = build_agent(rcfg, env, _trunk(env, rcfg.env.kind), device)
-    agent.net.load_state_dict(torch.load(run_dir / "ckpt.pt", map_location=device, weights_only=False)["net"])
+    st = torch.load(run_dir / "ckpt.pt", map_location="cpu", weights_only=False, mmap=True)  # the replay stays on disk
+    agent.net.load_state_dict(st["net"])
     out = {"method": rcfg.method.name, "episodes": cfg.episodes}
     for split, e in (("train", env), ("test", test_env)):
         if rcfg.method.family == "ppo":

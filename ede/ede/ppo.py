@@ -1,7 +1,7 @@
 """PPO, the Procgen baseline of the paper's Fig. 3 (our own, standard implementation with the Procgen benchmark's
 hyperparameters of Cobbe et al. 2020: IMPALA-CNN 16-32-32 + a 256-unit layer, 256 steps x 64 envs per rollout,
 3 epochs of 8 minibatches, clip 0.2, GAE lambda 0.95, gamma 0.999, entropy 0.01, value coefficient 0.5, Adam lr
-5e-4, gradient norm 0.5, rewards normalised by the running std of returns).
+5e-4, gradient norm 0.5, rewards normalised by the running std of returns discounted at 0.99).
 """
 from __future__ import annotations
 
@@ -106,7 +106,8 @@ def train_ppo(agent: PPOAgent, env, steps: int, n_steps: int = 256, normalize_re
               progress: bool = False) -> dict:
     """Train for ``steps`` vector env steps in rollouts of ``n_steps``; a checkpoint after each rollout (network,
     optimiser, generator, normaliser, counters; envs restart their episodes on resume)."""
-    norm = ReturnNormalizer(env.n, agent.gamma) if normalize_rewards else None
+    # VecNormalize(ob=False) with its default gamma 0.99, as the Procgen PPO code wraps its envs (PPO's own is 0.999)
+    norm = ReturnNormalizer(env.n, 0.99) if normalize_rewards else None
     ckpt_path = Path(ckpt_path) if ckpt_path else None
     start, episode_returns, last = 0, [], {"loss": float("nan")}
     if ckpt_path is not None and ckpt_path.exists():
@@ -117,6 +118,7 @@ def train_ppo(agent: PPOAgent, env, steps: int, n_steps: int = 256, normalize_re
         start, episode_returns = st["step"], st["episode_returns"]
         if norm is not None:
             norm.load_state_dict(st["norm"])
+            norm.ret[:] = 0.0  # the envs restart their episodes
     resumed_from, step = start, start
     obs, ep_ret = env.reset(), np.zeros(env.n)
     bar = tqdm(total=steps, initial=start, desc="ppo", unit="step", disable=not progress)

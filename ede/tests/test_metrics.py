@@ -67,3 +67,8 @@ def test_fig3_and_table1_aggregation_from_run_records():
     text = render(runs)
     assert "| ede | 2 x 3 (not all 16 games) | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500]" in text
     assert "| ede | 2 | 11.00 +- 1.41 | 11.7 +- 1.0 |" in text
+
+
+def test_median_is_rliables_median_of_per_game_means():
+    scores = np.array([[0, 0, 1], [0.2, 0.9, 1], [0.2, 0.9, 0]])  # [runs, games]
+    assert aggregate_with_ci(scores, reps=10)["median"][0] == pytest.approx(0.6)  # per-game means .13/.6/.67

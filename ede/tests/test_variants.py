@@ -53,6 +53,14 @@ def test_replay_rebuilds_the_envs_frame_stacks():
     assert len(r) == (40 - 3 - (k - 1)) * env.n  # a full ring keeps k - 1 steps of history behind the oldest sample
 
 
+def test_frame_stack_before_the_ring_fills_is_zero_padded():
+    r = Replay(10, 1, (4, 1), torch.uint8, n_step=1, frame_stack=4)
+    for t in range(9):  # slots 0..8 written, slot 9 not: step 0's history must not wrap onto slots 6..8
+        r.add(torch.full((1, 4, 1), t + 1, dtype=torch.uint8), torch.zeros(1), torch.zeros(1), torch.zeros(1))
+    stack = r._stack(torch.tensor([0, 2]), torch.tensor([0, 0]))
+    assert stack[0].flatten().tolist() == [0, 0, 0, 1] and stack[1].flatten().tolist() == [0, 1, 2, 3]
+
+
 def test_replay_state_round_trip_and_boundary():
     r = Replay(10, 2, (3,), torch.float32, n_step=2, gamma=0.5)
     for t in range(4):
