@@ -1,0 +1,80 @@
+"""The sampled planner: beliefs only return histories consistent with the searcher's information and match the
+exact posterior (chi-square, fixed seed); with many particles it approaches exact search; head to head runs."""
+from collections import Counter
+
+import numpy as np
+import pytest
+from open_spiel.python import policy as osp
+from scipy.stats import chisquare
+
+from update_equivalence import SampledPlanner, cfr_policy, exact_search_policy, head_to_head, load_game
+from update_equivalence.exact import game_tree
+from update_equivalence.sampled import own_record, sample_histories
+
+
+def _play(game, actions):
+    s = game.new_initial_state()
+    for a in actions:
+        s.apply_action(a)
+    return s
+
+
+def test_beliefs_are_consistent_in_phantom_ttt():
+    game = load_game("phantom_ttt")
+    u = osp.UniformRandomPolicy(game)
+    rng = np.random.default_rng(0)
+    s = game.new_initial_state()
+    while len(s.history()) < 6:  # a few moves of two uniform players
+        s.apply_action(int(rng.choice(s.legal_actions())))
+    p = s.current_player()
+    samples = sample_histories(game, own_record(s, p), p, u, 30, rng)
+    assert all(h.information_state_string(p) == s.information_state_string(p) for h in samples)
+    assert all(h.current_player() == p and not h.is_terminal() for h in samples)
+    assert len({str(h) for h in samples}) > 1  # the opponent's hidden moves vary
+
+
+def test_belief_matches_the_exact_posterior_in_kuhn():
+    game = load_game("kuhn_poker")
+    blueprint = cfr_policy(game, 10)  # a non-uniform blueprint: the posterior is not uniform
+    tree = game_tree(game)
+    pi = tree.policy_array(blueprint)
+    r = tree.reach(pi)
+    state = _play(game, [0, 1, 0])  # cards 0 and 1 dealt, player 0 passes: player 1 to act
+    p = state.current_player()
+    s_idx = tree.tabular.state_index(state)
+    nodes = np.flatnonzero(tree.info == s_idx)
+    cf = np.prod(np.delete(r[nodes], p, axis=1), axis=1)  # others' and chance's reach
+    exact = cf / cf.sum()
+    rng = np.random.default_rng(1)
+    samples = sample_histories(game, own_record(state, p), p, blueprint, 2000, rng)
+    # identify each sampled history with its node in the flat tree through player 0's card
+    card = Counter(h.history()[0] for h in samples)
+    node_card = [int(_first_action(tree, n)) for n in nodes]
+    observed = np.array([card[c] for c in node_card])
+    assert observed.sum() == 2000 and abs(exact.max() - exact.min()) > 0.02
+    assert chisquare(observed, exact * 2000).pvalue > 1e-3
+
+
+def _first_action(tree, node):
+    while tree.parent[tree.parent[node]] >= 0:
+        node = tree.parent[node]
+    return tree.action[node]
+
+
+def test_many_particles_approach_exact_search_in_kuhn():
+    game = load_game("kuhn_poker")
+    u = osp.UniformRandomPolicy(game)
+    state = _play(game, [2, 0])  # player 0 holds the king
+    exact = exact_search_policy(game, osp.TabularPolicy(game), 2.0, 0.5)
+    ref = exact.action_probability_array[exact.state_index(state)]
+    planner = SampledPlanner(game, u, 2.0, 0.5, n_particles=400, n_rollouts=10, seed=0)
+    assert np.allclose(planner.policy(state), ref, atol=0.05)
+
+
+def test_head_to_head_runs_and_reports_speed():
+    game = load_game("dark_hex(board_size=3,gameversion=adh)")
+    u = osp.UniformRandomPolicy(game)
+    out = head_to_head(game, SampledPlanner(game, u, np.inf, n_particles=2, n_rollouts=1, seed=0), u, 4)
+    assert out["games"] == 4 and -1 <= out["mean"] <= 1 and out["sec_per_move"] > 0
+    with pytest.raises(ValueError, match="play="):
+        SampledPlanner(game, u, 1.0, play="best")
