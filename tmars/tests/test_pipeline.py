@@ -42,7 +42,9 @@ def test_bad_config_key_is_named(tmp_path):
 
 @pytest.fixture
 def shards(tmp_path):
-    from tests.test_shards import _samples
+    # tests/ is on sys.path (pytest's rootdir-less import); "tests.test_shards" could resolve to a site-packages
+    # "tests" package instead (opensimplex, a Crafter dependency of ede, ships one)
+    from test_shards import _samples
 
     from tmars.shards import write_shard
 

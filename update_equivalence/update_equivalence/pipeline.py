@@ -21,7 +21,7 @@ from update_equivalence.exact import (
 from update_equivalence.sampled import SampledPlanner, head_to_head
 from update_equivalence.update import update
 
-STUDIES = ("exact", "common_payoff", "sampled")
+STUDIES = ("exact", "common_payoff", "sampled", "best_response")
 
 
 def openspiel_version() -> str:
@@ -70,6 +70,8 @@ def run(cfg: DictConfig) -> float:
         elif cfg.study == "common_payoff":
             summary.update(common_payoff_study(game, eta, cfg.common.blueprints, cfg.common.concentration,
                                                m.tie_break, cfg.seed))
+        elif cfg.study == "best_response":
+            summary.update(best_response_study(cfg, game, eta, alpha))
         else:
             from open_spiel.python import policy as osp
 
@@ -107,3 +109,33 @@ def common_payoff_study(game, eta: float, n: int, concentration: float, tie_brea
     g = np.asarray(gains)
     return {"common/improved_frac": float((g > 1e-12).mean()), "common/worsened_frac": float((g < -1e-12).mean()),
             "common/mean_gain": float(g.mean()), "common/min_gain": float(g.min()), "data/blueprints": n}
+
+
+def best_response_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict:
+    """Approximate exploitability of ``br.opponent``: exact_search (small games: the exact planner's policy, whose
+    exact exploitability is reported beside), sampled_search (the sampled planner, searching at every move: Table
+    3's setting) or blueprint."""
+    from open_spiel.python import policy as osp
+
+    from update_equivalence.best_response import DQNConfig, approximate_exploitability
+
+    b = cfg.br
+    if b.opponent == "blueprint":
+        uniform = cfg.blueprint.kind == "uniform"
+        agent = osp.UniformRandomPolicy(game) if uniform else build_blueprint(game, cfg.blueprint)
+    elif b.opponent == "exact_search":
+        agent = exact_search_policy(game, build_blueprint(game, cfg.blueprint), eta, alpha,
+                                    tie_break=cfg.method.tie_break)
+    elif b.opponent == "sampled_search":
+        if cfg.blueprint.kind != "uniform":
+            raise ValueError("the sampled planner's blueprint here is uniform (Table 3's setting)")
+        agent = SampledPlanner(game, osp.UniformRandomPolicy(game), eta, alpha, cfg.sampled.n_particles,
+                               cfg.sampled.n_rollouts, cfg.sampled.time_budget_s, cfg.sampled.play, seed=cfg.seed)
+    else:
+        raise ValueError(f"br.opponent={b.opponent!r}: exact_search, sampled_search or blueprint")
+    dqn = DQNConfig(steps=b.steps, hidden=b.hidden, lr=b.lr, batch_size=b.batch_size, buffer=b.buffer,
+                    target_every=b.target_every, learn_start=b.learn_start, eval_episodes=b.eval_episodes)
+    out = approximate_exploitability(game, agent, dqn, cfg.seed, b.device, b.progress)
+    if b.opponent != "sampled_search":
+        out["exact/exploitability"] = exploitability(game, agent)
+    return out

@@ -1,0 +1,50 @@
+"""The best responder's environment and plumbing (fast); its accuracy against exact best responses is in the slow
+tier (tests/test_mini.py)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import open_dict
+from open_spiel.python import policy as osp
+
+from shared.testing import compose
+from update_equivalence import load_game
+from update_equivalence.best_response import BestResponseEnv, DQNConfig, approximate_exploitability
+from update_equivalence.pipeline import run
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def test_env_acts_only_at_its_seat_and_pays_the_game_return():
+    game = load_game("kuhn_poker")
+    env = BestResponseEnv(game, osp.UniformRandomPolicy(game), player=1, seed=0)
+    total = 0.0
+    for _ in range(200):
+        obs, legal = env.reset()
+        assert env.state.current_player() == 1 and obs.shape == (game.information_state_tensor_size(),)
+        done = False
+        while not done:
+            obs, legal, r, done = env.step(int(np.flatnonzero(legal)[0]))  # always pass/check
+        assert r == env.state.returns()[1]
+        total += r
+    assert -2 <= total / 200 <= 2
+
+
+def test_dqn_plumbing_on_kuhn():
+    game = load_game("kuhn_poker")
+    out = approximate_exploitability(game, osp.UniformRandomPolicy(game),
+                                     DQNConfig(steps=300, learn_start=50, batch_size=32, eval_episodes=100))
+    assert set(out) == {"br/value_p0", "br/ci95_p0", "br/value_p1", "br/ci95_p1", "approx/exploitability"}
+    assert -2 <= out["approx/exploitability"] <= 2
+
+
+def test_best_response_study_through_the_pipeline(tmp_path):
+    cfg = compose(PROJECT / "configs", ["study=best_response", "br.steps=200", "br.learn_start=50",
+                                        "br.batch_size=32", "br.eval_episodes=50", "method.eta=0.5"])
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path)
+    run(cfg)
+    m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert m["exact/exploitability"] == pytest.approx(0.2264, abs=1e-4)  # the exact planner's, for comparison
+    assert np.isfinite(m["approx/exploitability"])

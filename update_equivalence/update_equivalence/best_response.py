@@ -1,0 +1,162 @@
+"""Approximate exploitability (Table 3's measure): a DQN best responder trained against a fixed agent (a blueprint,
+or the sampled planner that searches at every move), one per seat; exploitability ~ mean of the two best-response
+values (NashConv / 2 in a zero-sum game; a learned best response gives a lower bound of the exact value).
+
+The best responder sees OpenSpiel's information-state tensor of its seat and acts among the legal actions;
+everything else (chance, the fixed agent) is the environment. Our own DQN: an MLP, a replay of transitions,
+a target network, epsilon decaying linearly, Huber loss, illegal actions masked in acting and in the targets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+def _agent_action(agent, state, rng) -> int:
+    if state.is_chance_node():
+        outcomes = state.chance_outcomes()
+        return int(outcomes[rng.choice(len(outcomes), p=np.array([p for _, p in outcomes]))][0])
+    if hasattr(agent, "act"):
+        return int(agent.act(state))
+    probs = agent.action_probabilities(state)
+    acts = list(probs)
+    p = np.array([probs[a] for a in acts], dtype=np.float64)
+    return int(acts[rng.choice(len(acts), p=p / p.sum())])
+
+
+class BestResponseEnv:
+    """The game from seat ``player``'s side with ``opponent`` (``act(state)`` or an OpenSpiel policy) fixed."""
+
+    def __init__(self, game, opponent, player: int, seed: int = 0):
+        self.game, self.opponent, self.player = game, opponent, player
+        self.rng = np.random.default_rng(seed)
+        self.n_actions = game.num_distinct_actions()
+        self.obs_dim = game.information_state_tensor_size()
+
+    def _advance(self):
+        while not self.state.is_terminal() and (self.state.is_chance_node()
+                                                or self.state.current_player() != self.player):
+            self.state.apply_action(_agent_action(self.opponent, self.state, self.rng))
+
+    def _obs(self):
+        obs = np.asarray(self.state.information_state_tensor(self.player), dtype=np.float32)
+        legal = np.zeros(self.n_actions, dtype=bool)
+        legal[self.state.legal_actions()] = True
+        return obs, legal
+
+    def reset(self):
+        """A new game, advanced to the best responder's first decision (games where it never acts are skipped)."""
+        while True:
+            self.state = self.game.new_initial_state()
+            self._advance()
+            if not self.state.is_terminal():
+                return self._obs()
+
+    def step(self, action: int):
+        """(obs, legal, reward, done): the reward is the seat's return at the end of the game."""
+        self.state.apply_action(int(action))
+        self._advance()
+        if self.state.is_terminal():
+            return (np.zeros(self.obs_dim, np.float32), np.ones(self.n_actions, bool),
+                    float(self.state.returns()[self.player]), True)
+        obs, legal = self._obs()
+        return obs, legal, 0.0, False
+
+
+@dataclass
+class DQNConfig:
+    """The best responder's hyperparameters (our choices; the paper's BR setup is [verify])."""
+
+    steps: int = 20000
+    hidden: int = 128
+    lr: float = 1e-3
+    batch_size: int = 128
+    buffer: int = 50000
+    gamma: float = 1.0
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    eps_fraction: float = 0.5
+    target_every: int = 500
+    learn_start: int = 500
+    eval_episodes: int = 2000
+
+
+def _mlp(i: int, h: int, o: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(i, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, o))
+
+
+def train_best_response(env: BestResponseEnv, cfg: DQNConfig, seed: int = 0, device="cpu",
+                        progress: bool = False) -> nn.Module:
+    """DQN against the fixed opponent of ``env``; returns the Q-network."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = torch.device(device)
+    q = _mlp(env.obs_dim, cfg.hidden, env.n_actions).to(dev)
+    tgt = _mlp(env.obs_dim, cfg.hidden, env.n_actions).to(dev)
+    tgt.load_state_dict(q.state_dict())
+    opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
+    n = cfg.buffer
+    O, O2 = np.zeros((n, env.obs_dim), np.float32), np.zeros((n, env.obs_dim), np.float32)
+    A, R, D = np.zeros(n, np.int64), np.zeros(n, np.float32), np.zeros(n, np.float32)
+    L2 = np.zeros((n, env.n_actions), bool)
+    ptr, size = 0, 0
+    obs, legal = env.reset()
+    for t in tqdm(range(cfg.steps), desc="best response", disable=not progress):
+        eps = max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * t / (cfg.eps_fraction * cfg.steps))
+        if rng.random() < eps:
+            a = int(rng.choice(np.flatnonzero(legal)))
+        else:
+            with torch.no_grad():
+                qa = q(torch.as_tensor(obs, device=dev)).cpu().numpy()
+            a = int(np.flatnonzero(legal)[np.argmax(qa[legal])])
+        obs2, legal2, r, done = env.step(a)
+        O[ptr], A[ptr], R[ptr], O2[ptr], D[ptr], L2[ptr] = obs, a, r, obs2, float(done), legal2
+        ptr, size = (ptr + 1) % n, min(size + 1, n)
+        obs, legal = (env.reset() if done else (obs2, legal2))
+        if t >= cfg.learn_start and size >= cfg.batch_size:
+            idx = rng.integers(size, size=cfg.batch_size)
+            o, o2 = torch.as_tensor(O[idx], device=dev), torch.as_tensor(O2[idx], device=dev)
+            with torch.no_grad():
+                nq = tgt(o2).masked_fill(~torch.as_tensor(L2[idx], device=dev), -1e9).max(1).values
+                y = torch.as_tensor(R[idx], device=dev) + cfg.gamma * (1 - torch.as_tensor(D[idx], device=dev)) * nq
+            pred = q(o).gather(1, torch.as_tensor(A[idx], device=dev)[:, None]).squeeze(1)
+            loss = nn.functional.smooth_l1_loss(pred, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if t % cfg.target_every == 0:
+                tgt.load_state_dict(q.state_dict())
+    return q
+
+
+def evaluate_best_response(env: BestResponseEnv, q: nn.Module, episodes: int, device="cpu") -> tuple[float, float]:
+    """Mean return of the greedy best responder and its 95% normal half-width."""
+    dev = torch.device(device)
+    rets = []
+    for _ in range(episodes):
+        obs, legal = env.reset()
+        done = False
+        while not done:
+            with torch.no_grad():
+                qa = q(torch.as_tensor(obs, device=dev)).cpu().numpy()
+            obs, legal, r, done = env.step(int(np.flatnonzero(legal)[np.argmax(qa[legal])]))
+        rets.append(r)
+    r = np.asarray(rets)
+    return float(r.mean()), float(1.96 * r.std(ddof=1) / np.sqrt(len(r)))
+
+
+def approximate_exploitability(game, agent, cfg: DQNConfig, seed: int = 0, device="cpu",
+                               progress: bool = False) -> dict:
+    """Best-response values of a DQN responder in each seat against ``agent`` and their mean (a lower bound of the
+    exact exploitability, NashConv / 2, of a two-player zero-sum game)."""
+    out = {}
+    for seat in range(game.num_players()):
+        env = BestResponseEnv(game, agent, seat, seed + seat)
+        q = train_best_response(env, cfg, seed + seat, device, progress)
+        out[f"br/value_p{seat}"], out[f"br/ci95_p{seat}"] = evaluate_best_response(env, q, cfg.eval_episodes, device)
+    out["approx/exploitability"] = float(np.mean([out[f"br/value_p{s}"] for s in range(game.num_players())]))
+    return out
