@@ -9,26 +9,30 @@ from omegaconf import open_dict
 from open_spiel.python import policy as osp
 
 from shared.testing import compose
-from update_equivalence import load_game
+from update_equivalence import expected_return, load_game
 from update_equivalence.best_response import BestResponseEnv, DQNConfig, approximate_exploitability
 from update_equivalence.pipeline import run
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def test_env_acts_only_at_its_seat_and_pays_the_game_return():
+def test_env_returns_match_the_exact_value_of_a_fixed_response():
     game = load_game("kuhn_poker")
     env = BestResponseEnv(game, osp.UniformRandomPolicy(game), player=1, seed=0)
-    total = 0.0
-    for _ in range(200):
+    rets = []
+    for _ in range(4000):
         obs, legal = env.reset()
         assert env.state.current_player() == 1 and obs.shape == (game.information_state_tensor_size(),)
         done = False
         while not done:
-            obs, legal, r, done = env.step(int(np.flatnonzero(legal)[0]))  # always pass/check
-        assert r == env.state.returns()[1]
-        total += r
-    assert -2 <= total / 200 <= 2
+            obs, legal, r, done = env.step(0)  # seat 1 always passes / checks
+        rets.append(r)
+    pol = osp.TabularPolicy(game)  # player 0 uniform, player 1 always action 0
+    for idx in pol.state_lookup.values():
+        if pol.states[idx].current_player() == 1:
+            pol.action_probability_array[idx] = [1.0, 0.0]
+    exact = expected_return(game, pol)[1]
+    assert abs(np.mean(rets) - exact) < 3 * np.std(rets) / np.sqrt(len(rets))
 
 
 def test_dqn_plumbing_on_kuhn():

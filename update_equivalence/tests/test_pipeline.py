@@ -35,9 +35,11 @@ def test_train_py_writes_metrics_and_eval_shows_them(tmp_path):
     assert shown["game"] == "kuhn_poker" and shown["search/exploitability"] == m["search/exploitability"]
 
 
-def test_greedy_method_ignores_eta_and_plot(tmp_path):
+def test_greedy_method_records_its_infinite_step_and_plot(tmp_path):
     m = _run(tmp_path / "g", ["method=greedy", "method.eta=3", "game=leduc_poker"])
-    assert m["search/exploitability"] == pytest.approx(3.0667, abs=1e-4)  # argmax q, ties split
+    assert m["search/exploitability"] == pytest.approx(3.0667, abs=1e-4)  # argmax q
+    rec = json.loads((tmp_path / "g" / "metrics.json").read_text())["config"]["method"]
+    assert rec["eta"] == float("inf") and rec["alpha"] == 0.0  # the step it took, not the one typed
     _run(tmp_path / "m", ["method.eta=0.5", "game=leduc_poker"])
     from shared.results import find_runs
 
@@ -64,3 +66,7 @@ def test_bad_input_is_named(tmp_path):
         _run(tmp_path / "c", ["study=pbs"])
     with pytest.raises(ValueError, match="two-player zero-sum"):
         _run(tmp_path / "d", ["game=tiny_hanabi"])
+    with pytest.raises(ValueError, match="two-player zero-sum"):  # checked before any training
+        _run(tmp_path / "e", ["game=tiny_hanabi", "study=best_response", "br.opponent=sampled_search"])
+    with pytest.raises(ValueError, match="method=mds is plain mirror descent"):
+        _run(tmp_path / "f", ["method=mds", "method.alpha=0.5"])

@@ -78,3 +78,35 @@ def test_head_to_head_runs_and_reports_speed():
     assert out["games"] == 4 and -1 <= out["mean"] <= 1 and out["sec_per_move"] > 0
     with pytest.raises(ValueError, match="play="):
         SampledPlanner(game, u, 1.0, play="best")
+
+
+@pytest.mark.slow  # ~0.2% of root draws are consistent: ~300k rejection trials, ~20-35 s
+def test_belief_with_forced_own_actions_matches_the_exact_posterior_in_leduc():
+    game = load_game("leduc_poker")
+    tree = game_tree(game)
+    rng = np.random.default_rng(3)
+    pi = rng.dirichlet(np.ones(tree.n_actions), size=tree.legal.shape[0]) * tree.legal
+    pi /= pi.sum(1, keepdims=True)  # a random full-support blueprint
+    blueprint = osp.TabularPolicy(game)
+    blueprint.action_probability_array = pi
+    # deal 1 to p0 and 3 to p1; p0 checks, p1 raises, p0 raises, p1 calls (round 1); public card 5; p0 checks:
+    # p1 to act, its third decision, the first two forced in every sample
+    state = _play(game, [1, 3, 1, 2, 2, 1, 5, 1])
+    p = state.current_player()
+    assert p == 1 and len(own_record(state, p)) == 3
+    child = {(int(pa), int(a)): i for i, (pa, a) in enumerate(zip(tree.parent, tree.action)) if pa >= 0}
+
+    def node_of(history):
+        n = 0
+        for a in history:
+            n = child[(n, a)]
+        return n
+
+    nodes = np.flatnonzero(tree.info == tree.tabular.state_index(state))
+    r = tree.reach(pi)
+    cf = np.prod(np.delete(r[nodes], p, axis=1), axis=1)
+    samples = sample_histories(game, own_record(state, p), p, blueprint, 600, np.random.default_rng(4))
+    counts = Counter(node_of(h.history()) for h in samples)
+    assert set(counts) <= set(nodes.tolist())
+    observed = np.array([counts[n] for n in nodes])
+    assert chisquare(observed, cf / cf.sum() * 600).pvalue > 1e-3

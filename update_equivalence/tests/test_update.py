@@ -39,6 +39,17 @@ def test_greedy_limit_ties_and_masks():
     assert np.allclose(update(pi3, q, np.inf, legal=legal), [[0, 0, 1, 0]])
 
 
+def test_infinite_step_is_the_limit_of_the_update():
+    pi, q = np.array([0.6, 0.3, 0.1]), np.array([1.0, 1.0, 0.0])
+    # ties: pi restricted to the maximisers, in proportion to pi (not split evenly)
+    assert np.allclose(update(pi, q, np.inf), update(pi, q, 1e6), atol=1e-6)
+    assert np.allclose(update(pi, q, np.inf), [2 / 3, 1 / 3, 0])
+    assert np.allclose(update(pi, q, np.inf, tie_break="uniform"), [0.5, 0.5, 0])
+    # alpha > 0: rho exp(q / alpha) on pi's support
+    rho = np.array([0.2, 0.5, 0.3])
+    assert np.allclose(update(pi, q, np.inf, 0.1, rho), update(pi, q, 1e9, 0.1, rho), atol=1e-6)
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="negative"):
         update(np.array([[1.2, -0.2]]), np.zeros((1, 2)), 1.0)
@@ -48,5 +59,9 @@ def test_bad_input_is_named():
         update(np.array([[0.5, 0.5]]), np.zeros((1, 2)), 1.0, legal=np.array([[True, False]]))
     with pytest.raises(ValueError, match="same shape"):
         update(np.array([0.5, 0.5]), np.zeros(3), 1.0)
-    with pytest.raises(ValueError, match="alpha=0"):
-        update(np.array([0.5, 0.5]), np.zeros(2), np.inf, alpha=1.0)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        update(np.array([0.5, 0.5]), np.zeros(2), float("nan"))
+    with pytest.raises(ValueError, match="non-finite"):
+        update(np.array([0.5, 0.5]), np.array([0.0, np.nan]), 1.0)
+    with pytest.raises(ValueError, match="tie_break"):
+        update(np.array([0.5, 0.5]), np.zeros(2), 1.0, tie_break="random")

@@ -49,12 +49,15 @@ class BestResponseEnv:
         return obs, legal
 
     def reset(self):
-        """A new game, advanced to the best responder's first decision (games where it never acts are skipped)."""
-        while True:
+        """A new game, advanced to the best responder's first decision. Games where the seat never acts are skipped
+        (none in the configured games; in a game with such episodes the value is conditional on acting)."""
+        for _ in range(10000):
             self.state = self.game.new_initial_state()
             self._advance()
             if not self.state.is_terminal():
                 return self._obs()
+        raise RuntimeError(f"seat {self.player} did not act in 10000 games of {self.game}: its best-response value is "
+                           "the game's value under the opponent, no learning needed")
 
     def step(self, action: int):
         """(obs, legal, reward, done): the reward is the seat's return at the end of the game."""
@@ -154,9 +157,10 @@ def approximate_exploitability(game, agent, cfg: DQNConfig, seed: int = 0, devic
     """Best-response values of a DQN responder in each seat against ``agent`` and their mean (a lower bound of the
     exact exploitability, NashConv / 2, of a two-player zero-sum game)."""
     out = {}
+    streams = np.random.SeedSequence(seed).spawn(2 * game.num_players())  # env and learner streams per seat
     for seat in range(game.num_players()):
-        env = BestResponseEnv(game, agent, seat, seed + seat)
-        q = train_best_response(env, cfg, seed + seat, device, progress)
+        env = BestResponseEnv(game, agent, seat, streams[2 * seat])
+        q = train_best_response(env, cfg, int(streams[2 * seat + 1].generate_state(1)[0]), device, progress)
         out[f"br/value_p{seat}"], out[f"br/ci95_p{seat}"] = evaluate_best_response(env, q, cfg.eval_episodes, device)
     out["approx/exploitability"] = float(np.mean([out[f"br/value_p{s}"] for s in range(game.num_players())]))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from shared.device import seed_everything
 from shared.logging import resolve_run_dir, start_run
@@ -54,8 +54,12 @@ def run(cfg: DictConfig) -> float:
     m = cfg.method
     if m.name not in ("mmds", "mds", "greedy"):
         raise ValueError(f"method.name={m.name!r}: mmds, mds or greedy")
-    greedy = m.name == "greedy" or np.isinf(float(m.eta))
-    eta, alpha = (np.inf, 0.0) if greedy else (float(m.eta), float(m.alpha))  # greedy: argmax q, no magnet
+    if m.name == "greedy":  # argmax q, no magnet: the run records the step it actually takes
+        with open_dict(cfg):
+            cfg.method.eta, cfg.method.alpha = float("inf"), 0.0
+    if m.name == "mds" and float(m.alpha) != 0:
+        raise ValueError(f"method=mds is plain mirror descent: alpha must be 0 (got {m.alpha}); use method=mmds")
+    eta, alpha = float(m.eta), float(m.alpha)
     run_dir = resolve_run_dir(cfg)
     with start_run(run_dir, cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
         t0 = time.perf_counter()
@@ -79,11 +83,12 @@ def run(cfg: DictConfig) -> float:
                 raise ValueError("the sampled planner's blueprint here is uniform (the paper's Table 3 setting); "
                                  "trained blueprints for PTTT/ADH3 are not implemented yet")
             blueprint = osp.UniformRandomPolicy(game)
+            s_planner, s_games = np.random.SeedSequence(cfg.seed).spawn(2)  # independent streams
             planner = SampledPlanner(game, blueprint, eta, alpha, cfg.sampled.n_particles, cfg.sampled.n_rollouts,
-                                     cfg.sampled.time_budget_s, cfg.sampled.play, seed=cfg.seed)
-            h2h = head_to_head(game, planner, blueprint, cfg.sampled.games, cfg.seed)
+                                     cfg.sampled.time_budget_s, cfg.sampled.play, seed=s_planner)
+            h2h = head_to_head(game, planner, blueprint, cfg.sampled.games, s_games)
             summary.update({"h2h/mean": h2h["mean"], "h2h/ci95": h2h["ci95"], "h2h/games": h2h["games"],
-                            "speed/sec_per_move": h2h["sec_per_move"]})
+                            "speed/sec_per_move": h2h["sec_per_move"], "search/fallbacks": planner.fallbacks})
         summary["time/seconds"] = time.perf_counter() - t0
         rec.finish(summary)
     return float(summary.get(cfg.optimized_metric, float("nan")))
@@ -115,10 +120,13 @@ def best_response_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict
     """Approximate exploitability of ``br.opponent``: exact_search (small games: the exact planner's policy, whose
     exact exploitability is reported beside), sampled_search (the sampled planner, searching at every move: Table
     3's setting) or blueprint."""
+    import pyspiel
     from open_spiel.python import policy as osp
 
     from update_equivalence.best_response import DQNConfig, approximate_exploitability
 
+    if game.num_players() != 2 or game.get_type().utility != pyspiel.GameType.Utility.ZERO_SUM:
+        raise ValueError(f"best_response measures exploitability of two-player zero-sum games; {game} is not one")
     b = cfg.br
     if b.opponent == "blueprint":
         uniform = cfg.blueprint.kind == "uniform"
@@ -130,7 +138,8 @@ def best_response_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict
         if cfg.blueprint.kind != "uniform":
             raise ValueError("the sampled planner's blueprint here is uniform (Table 3's setting)")
         agent = SampledPlanner(game, osp.UniformRandomPolicy(game), eta, alpha, cfg.sampled.n_particles,
-                               cfg.sampled.n_rollouts, cfg.sampled.time_budget_s, cfg.sampled.play, seed=cfg.seed)
+                               cfg.sampled.n_rollouts, cfg.sampled.time_budget_s, cfg.sampled.play,
+                               seed=np.random.SeedSequence(cfg.seed).spawn(3)[2])
     else:
         raise ValueError(f"br.opponent={b.opponent!r}: exact_search, sampled_search or blueprint")
     dqn = DQNConfig(steps=b.steps, hidden=b.hidden, lr=b.lr, batch_size=b.batch_size, buffer=b.buffer,

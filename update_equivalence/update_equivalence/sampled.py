@@ -83,7 +83,8 @@ class SampledPlanner:
     histories from the searcher's belief x ``n_rollouts`` blueprint playouts per legal action, then
     ``update(pi_blueprint(s), q, eta, alpha)`` (MMDS; alpha = 0: MDS; eta = inf: greedy Monte-Carlo search).
     ``time_budget_s`` (optional) keeps drawing particles until the budget is spent (at least ``n_particles``).
-    ``act`` plays argmax of the updated policy when ``play="argmax"`` (the paper's Hanabi choice), else samples it."""
+    ``act`` plays argmax of the updated policy when ``play="argmax"`` (the paper's Hanabi choice), else samples it.
+    A move whose belief cannot be sampled (``max_tries`` rejections) plays the blueprint and counts a fallback."""
 
     def __init__(self, game, blueprint, eta: float, alpha: float = 0.0, n_particles: int = 10, n_rollouts: int = 4,
                  time_budget_s: float | None = None, play: str = "sample", max_tries: int = 20000, seed: int = 0):
@@ -94,6 +95,7 @@ class SampledPlanner:
         self.play, self.max_tries = play, max_tries
         self.rng = np.random.default_rng(seed)
         self.n_actions = game.num_distinct_actions()
+        self.fallbacks = 0  # moves where no consistent history was found: the blueprint was played
 
     def policy(self, state) -> np.ndarray:
         """The updated policy ``[A]`` at ``state``'s current player's decision point."""
@@ -106,7 +108,13 @@ class SampledPlanner:
             pi[a] = p
         total, count = np.zeros(self.n_actions), 0
         while count < self.n_particles or (self.budget is not None and time.perf_counter() - t0 < self.budget):
-            (h,) = sample_histories(self.game, record, player, self.blueprint, 1, self.rng, self.max_tries)
+            try:
+                (h,) = sample_histories(self.game, record, player, self.blueprint, 1, self.rng, self.max_tries)
+            except RuntimeError:  # a belief the blueprint makes (nearly) impossible: play the blueprint, count it
+                self.fallbacks += 1
+                self.last_particles, self.last_seconds = count, time.perf_counter() - t0
+                return pi
+
             for a in np.flatnonzero(legal):
                 child = h.child(int(a))
                 total[a] += sum(rollout(child, self.blueprint, self.rng)[player] for _ in range(self.n_rollouts))
