@@ -15,6 +15,15 @@ from shared.testing import compose
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+def _run(tmp_path, overrides):
+    """One pipeline run in ``tmp_path`` with ``overrides``; its final metrics."""
+    cfg = compose(PROJECT / "configs", overrides)
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path)
+    run(cfg)
+    return json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+
+
 def test_train_py_writes_metrics_and_eval_shows_them(tmp_path):
     out = subprocess.run([sys.executable, "train.py", f"run_dir={tmp_path}", "runs=10", "episodes=200",
                           "method=epsilon"], cwd=PROJECT, capture_output=True, text=True, timeout=300)
@@ -94,36 +103,24 @@ def test_every_baseline_and_variant_runs(tmp_path, method):
     extra = ["method.n_steps=16", "method.minibatches=2"] if method == "ppo" else GRID[1:]
     if method in ("dqn", "bootstrapped_dqn"):
         extra = [e for e in extra if not e.startswith("method.quantiles")]
-    cfg = compose(PROJECT / "configs", [f"method={method}", "env=grid_levels", *extra, "deep.steps=80",
-                                        "deep.eval_episodes=4"])
-    with open_dict(cfg):
-        cfg.run_dir = str(tmp_path)
-    run(cfg)
-    m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    m = _run(tmp_path, [f"method={method}", "env=grid_levels", *extra, "deep.steps=80",
+                       "deep.eval_episodes=4"])
     assert m["train/updates"] > 0 and np.isfinite(m["train/last_loss"]) and np.isfinite(m["test/return"])
 
 
 def test_procgen_run(tmp_path):
     pytest.importorskip("procgen", reason="procgen-mirror: pip install --no-deps -r requirements-nodeps.txt")
-    cfg = compose(PROJECT / "configs", ["+experiment=mini_deep", "env.n_envs=2", "deep.steps=24",
-                                        "method.start_steps=20", "method.batch_size=2", "method.train_freq=1",
-                                        "deep.eval_episodes=0"])
-    with open_dict(cfg):
-        cfg.run_dir = str(tmp_path)
-    run(cfg)
-    m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    m = _run(tmp_path, ["+experiment=mini_deep", "env.n_envs=2", "deep.steps=24",
+                       "method.start_steps=20", "method.batch_size=2", "method.train_freq=1",
+                       "deep.eval_episodes=0"])
     assert m["train/updates"] == 4 and np.isfinite(m["train/last_loss"]) and "test/return" not in m
 
 
 def test_crafter_run_scores_achievements(tmp_path):
     pytest.importorskip("crafter")
-    cfg = compose(PROJECT / "configs", ["+experiment=crafter", "env.length=30", "deep.steps=40", "deep.device=cpu",
-                                        "deep.replay_device=cpu", "method.start_steps=20", "method.batch_size=4",
-                                        "method.quantiles=8", "method.hidden=16", "method.replay_steps=100",
-                                        "deep.progress=false"])
-    with open_dict(cfg):
-        cfg.run_dir = str(tmp_path)
-    run(cfg)
-    m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    m = _run(tmp_path, ["+experiment=crafter", "env.length=30", "deep.steps=40", "deep.device=cpu",
+                       "deep.replay_device=cpu", "method.start_steps=20", "method.batch_size=4",
+                       "method.quantiles=8", "method.hidden=16", "method.replay_steps=100",
+                       "deep.progress=false"])
     assert m["train/updates"] == 5 and m["train/episodes"] == 1  # an episode of 30 steps ended in 40 steps
     assert 0 <= m["crafter/score"] <= 100 and len([k for k in m if k.startswith("crafter/")]) == 23
