@@ -4,7 +4,7 @@ values (NashConv / 2 in a zero-sum game; a learned best response gives a lower b
 
 The best responder sees OpenSpiel's information-state tensor of its seat and acts among the legal actions;
 everything else (chance, the fixed agent) is the environment. Our own DQN: an MLP, a replay of transitions,
-a target network, epsilon decaying linearly, Huber loss, illegal actions masked in acting and in the targets.
+a target network, epsilon decaying linearly, squared-error loss, illegal actions masked in acting and in the targets.
 """
 from __future__ import annotations
 
@@ -127,7 +127,9 @@ def train_best_response(env: BestResponseEnv, cfg: DQNConfig, seed: int = 0, dev
                 nq = tgt(o2).masked_fill(~torch.as_tensor(L2[idx], device=dev), -1e9).max(1).values
                 y = torch.as_tensor(R[idx], device=dev) + cfg.gamma * (1 - torch.as_tensor(D[idx], device=dev)) * nq
             pred = q(o).gather(1, torch.as_tensor(A[idx], device=dev)[:, None]).squeeze(1)
-            loss = nn.functional.smooth_l1_loss(pred, y)
+            # squared error: the responder needs the mean return of each action; a Huber loss (DQN's usual choice)
+            # is flat between the outcomes of a two-point return (e.g. +-2 in Kuhn) and leaves values biased
+            loss = nn.functional.mse_loss(pred, y)
             opt.zero_grad()
             loss.backward()
             opt.step()
