@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Print the run's final metrics."""
-    from update_equivalence.report import show_run
+    from update_equivalence.pipeline import show_run
 
     print(json.dumps(show_run(cfg), indent=2))
 

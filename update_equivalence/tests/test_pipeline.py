@@ -9,8 +9,8 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from shared.testing import compose
-from update_equivalence.pipeline import run
-from update_equivalence.report import plot_exploitability, show_run
+from update_equivalence.pipeline import run, show_run
+from update_equivalence.report import plot_exploitability
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -92,24 +92,24 @@ def _mlp(i: int, h: int, o: int) -> nn.Module:
     return nn.Sequential(nn.Linear(i, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, o))
 
 
-def train_best_response(env: BestResponseEnv, cfg: DQNConfig, seed: int = 0, device="cpu",
+def train_best_response(env: BestResponseEnv, hp: DQNConfig, seed: int = 0, device="cpu",
                         progress: bool = False) -> nn.Module:
     """DQN against the fixed opponent of ``env``; returns the Q-network."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = torch.device(device)
-    q = _mlp(env.obs_dim, cfg.hidden, env.n_actions).to(dev)
-    tgt = _mlp(env.obs_dim, cfg.hidden, env.n_actions).to(dev)
+    q = _mlp(env.obs_dim, hp.hidden, env.n_actions).to(dev)
+    tgt = _mlp(env.obs_dim, hp.hidden, env.n_actions).to(dev)
     tgt.load_state_dict(q.state_dict())
-    opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
-    n = cfg.buffer
+    opt = torch.optim.Adam(q.parameters(), lr=hp.lr)
+    n = hp.buffer
     O, O2 = np.zeros((n, env.obs_dim), np.float32), np.zeros((n, env.obs_dim), np.float32)
     A, R, D = np.zeros(n, np.int64), np.zeros(n, np.float32), np.zeros(n, np.float32)
     L2 = np.zeros((n, env.n_actions), bool)
     ptr, size = 0, 0
     obs, legal = env.reset()
-    for t in tqdm(range(cfg.steps), desc="best response", disable=not progress):
-        eps = max(cfg.eps_end, cfg.eps_start - (cfg.eps_start - cfg.eps_end) * t / (cfg.eps_fraction * cfg.steps))
+    for t in tqdm(range(hp.steps), desc="best response", disable=not progress):
+        eps = max(hp.eps_end, hp.eps_start - (hp.eps_start - hp.eps_end) * t / (hp.eps_fraction * hp.steps))
         if rng.random() < eps:
             a = int(rng.choice(np.flatnonzero(legal)))
         else:
@@ -120,12 +120,12 @@ def train_best_response(env: BestResponseEnv, cfg: DQNConfig, seed: int = 0, dev
         O[ptr], A[ptr], R[ptr], O2[ptr], D[ptr], L2[ptr] = obs, a, r, obs2, float(done), legal2
         ptr, size = (ptr + 1) % n, min(size + 1, n)
         obs, legal = (env.reset() if done else (obs2, legal2))
-        if t >= cfg.learn_start and size >= cfg.batch_size:
-            idx = rng.integers(size, size=cfg.batch_size)
+        if t >= hp.learn_start and size >= hp.batch_size:
+            idx = rng.integers(size, size=hp.batch_size)
             o, o2 = torch.as_tensor(O[idx], device=dev), torch.as_tensor(O2[idx], device=dev)
             with torch.no_grad():
                 nq = tgt(o2).masked_fill(~torch.as_tensor(L2[idx], device=dev), -1e9).max(1).values
-                y = torch.as_tensor(R[idx], device=dev) + cfg.gamma * (1 - torch.as_tensor(D[idx], device=dev)) * nq
+                y = torch.as_tensor(R[idx], device=dev) + hp.gamma * (1 - torch.as_tensor(D[idx], device=dev)) * nq
             pred = q(o).gather(1, torch.as_tensor(A[idx], device=dev)[:, None]).squeeze(1)
             # squared error: the responder needs the mean return of each action; a Huber loss (DQN's usual choice)
             # is flat between the outcomes of a two-point return (e.g. +-2 in Kuhn) and leaves values biased
@@ -133,7 +133,7 @@ def train_best_response(env: BestResponseEnv, cfg: DQNConfig, seed: int = 0, dev
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if t % cfg.target_every == 0:
+            if t % hp.target_every == 0:
                 tgt.load_state_dict(q.state_dict())
     return q
 
@@ -154,7 +154,7 @@ def evaluate_best_response(env: BestResponseEnv, q: nn.Module, episodes: int, de
     return float(r.mean()), float(1.96 * r.std(ddof=1) / np.sqrt(len(r)))
 
 
-def approximate_exploitability(game, agent, cfg: DQNConfig, seed: int = 0, device="cpu",
+def approximate_exploitability(game, agent, hp: DQNConfig, seed: int = 0, device="cpu",
                                progress: bool = False) -> dict:
     """Best-response values of a DQN responder in each seat against ``agent`` and their mean (a lower bound of the
     exact exploitability, NashConv / 2, of a two-player zero-sum game)."""
@@ -162,7 +162,7 @@ def approximate_exploitability(game, agent, cfg: DQNConfig, seed: int = 0, devic
     streams = np.random.SeedSequence(seed).spawn(2 * game.num_players())  # env and learner streams per seat
     for seat in range(game.num_players()):
         env = BestResponseEnv(game, agent, seat, streams[2 * seat])
-        q = train_best_response(env, cfg, int(streams[2 * seat + 1].generate_state(1)[0]), device, progress)
-        out[f"br/value_p{seat}"], out[f"br/ci95_p{seat}"] = evaluate_best_response(env, q, cfg.eval_episodes, device)
+        q = train_best_response(env, hp, int(streams[2 * seat + 1].generate_state(1)[0]), device, progress)
+        out[f"br/value_p{seat}"], out[f"br/ci95_p{seat}"] = evaluate_best_response(env, q, hp.eval_episodes, device)
     out["approx/exploitability"] = float(np.mean([out[f"br/value_p{s}"] for s in range(game.num_players())]))
     return out

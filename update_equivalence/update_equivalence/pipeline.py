@@ -2,7 +2,9 @@
 soundness study, or the sampled planner head to head), metrics.json with the OpenSpiel version and game string."""
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, open_dict
@@ -148,3 +150,13 @@ def best_response_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict
     if b.opponent != "sampled_search":
         out["exact/exploitability"] = exploitability(game, agent)
     return out
+
+
+def show_run(cfg: DictConfig) -> dict:
+    """A finished run's final metrics (eval.py)."""
+    run_dir = Path(cfg.run_dir)
+    if not (run_dir / "metrics.json").exists():
+        raise FileNotFoundError(f"{run_dir} holds no metrics.json: pass run_dir=<a finished train.py run directory>")
+    rec = json.loads((run_dir / "metrics.json").read_text())
+    c = rec["config"]
+    return {"study": c["study"], "game": c["game"], "method": c["method"], **rec["metrics"]}

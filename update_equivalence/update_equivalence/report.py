@@ -1,26 +1,14 @@
-"""Figures and run display: ``python -m update_equivalence.report RUNS OUT.png`` plots exact exploitability against
+"""Figures: ``python -m update_equivalence.report RUNS OUT.png`` plots exact exploitability against
 the step size per game (the uniform blueprint as a line, greedy with each tie-breaking rule as points)."""
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
 
 from shared.results import find_runs
-
-
-def show_run(cfg: DictConfig) -> dict:
-    """A finished run's final metrics (eval.py)."""
-    run_dir = Path(cfg.run_dir)
-    if not (run_dir / "metrics.json").exists():
-        raise FileNotFoundError(f"{run_dir} holds no metrics.json: pass run_dir=<a finished train.py run directory>")
-    rec = json.loads((run_dir / "metrics.json").read_text())
-    c = rec["config"]
-    return {"study": c["study"], "game": c["game"], "method": c["method"], **rec["metrics"]}
 
 
 def plot_exploitability(runs: list[dict], out: str | Path) -> list[str]:
