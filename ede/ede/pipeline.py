@@ -131,7 +131,7 @@ def run_deep(cfg: DictConfig) -> float:
         if m.family == "ppo":
             out = train_ppo(agent, env, d.steps, m.n_steps, m.normalize_rewards, run_dir / "ckpt.pt",
                             d.stop_after, rec.log, d.progress)
-            out["updates"] = agent.opt.state_dict()["state"].get(0, {}).get("step", 0)
+            out["updates"] = agent.updates
         else:
             image = len(env.obs_shape) == 3
             stack = cfg.env.get("frame_stack", 1)

@@ -70,6 +70,12 @@ class PPOAgent:
             a = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.gen).squeeze(-1)
         return a, torch.log_softmax(logits, -1).gather(-1, a[:, None]).squeeze(-1), v.float().cpu()
 
+    @property
+    def updates(self) -> int:
+        """Gradient steps taken so far (Adam's step count: restored with the optimiser on resume)."""
+        st = self.opt.state_dict()["state"]
+        return int(st[0]["step"]) if st else 0
+
     def update(self, roll: dict) -> dict:
         """``epochs`` passes of ``minibatches`` minibatches over one rollout (flattened over time and envs)."""
         n = roll["act"].numel()

@@ -76,7 +76,7 @@ class GameTree:
         else:
             arr = np.zeros_like(self.legal, dtype=np.float64)
             for key, s in self.tabular.state_lookup.items():
-                state = self._state_of(s)
+                state = self.tabular.states[s]
                 try:
                     probs = policy.action_probabilities(state)
                 except (KeyError, IndexError) as e:
@@ -95,9 +95,6 @@ class GameTree:
             raise ValueError(f"the policy is not normalised at infostate {self.tabular.states[bad]!r} "
                              f"(sum {arr[bad].sum():.6g})")
         return arr
-
-    def _state_of(self, s: int):
-        return self.tabular.states[s]
 
     def edge_probs(self, pi: np.ndarray) -> np.ndarray:
         """Probability of the edge into every node (1 at the root) under policy array ``pi``."""
