@@ -70,3 +70,34 @@ def test_bad_input_is_named(tmp_path):
         _run(tmp_path / "e", ["game=tiny_hanabi", "study=best_response", "br.opponent=sampled_search"])
     with pytest.raises(ValueError, match="method=mds is plain mirror descent"):
         _run(tmp_path / "f", ["method=mds", "method.alpha=0.5"])
+
+
+def test_blueprint_study_then_search_on_it(tmp_path):
+    m = _run(tmp_path / "bp", ["study=blueprint", "train_blueprint.iterations=3", "train_blueprint.games_per_iter=64",
+                               "train_blueprint.hidden=32", "train_blueprint.eval_games=20",
+                               "train_blueprint.exact_eval=true"])
+    assert m["blueprint/iterations"] == 3 and 0 < m["blueprint/exploitability"] < 1
+    assert (tmp_path / "bp" / "blueprint.pt").exists() and (tmp_path / "bp" / "checkpoint.pt").exists()
+    path = str(tmp_path / "bp" / "blueprint.pt")
+    s = _run(tmp_path / "s", ["study=sampled", "blueprint.kind=net", f"blueprint.path={path}", "sampled.games=4",
+                              "sampled.n_particles=2", "sampled.n_rollouts=1"])
+    assert s["h2h/games"] == 4
+    b = _run(tmp_path / "b", ["study=best_response", "br.opponent=blueprint", "blueprint.kind=net",
+                              f"blueprint.path={path}", "br.steps=300", "br.learn_start=100", "br.eval_episodes=50"])
+    assert b["exact/exploitability"] == pytest.approx(m["blueprint/exploitability"])
+
+
+def test_hanabi_selfplay_study(tmp_path):
+    bp = tmp_path / "bp"
+    _run(bp, ["+experiment=mini_hanabi_blueprint", "train_blueprint.iterations=2", "train_blueprint.games_per_iter=16"])
+    m = _run(tmp_path / "s", ["+experiment=mini_hanabi", f"blueprint.path={bp / 'blueprint.pt'}", "selfplay.games=3",
+                              "sampled.n_particles=2", "sampled.n_rollouts=1"])
+    assert m["selfplay/games"] == 3 and 0 <= m["selfplay/search"] <= 4 and m["search/fallbacks"] == 0
+    assert m["selfplay/gain"] == pytest.approx(m["selfplay/search"] - m["selfplay/blueprint"])
+    with pytest.raises(ValueError, match="blueprint.path="):
+        _run(tmp_path / "x", ["+experiment=mini_hanabi", "blueprint.path=null"])
+    with pytest.raises(ValueError, match="not a common-payoff game"):
+        _run(tmp_path / "y", ["study=selfplay"])
+    with pytest.raises(ValueError, match="belief=enumerate"):
+        _run(tmp_path / "z", ["+experiment=mini_hanabi", f"blueprint.path={bp / 'blueprint.pt'}",
+                              "sampled.belief=rejection"])

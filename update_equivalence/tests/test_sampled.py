@@ -110,3 +110,55 @@ def test_belief_with_forced_own_actions_matches_the_exact_posterior_in_leduc():
     assert set(counts) <= set(nodes.tolist())
     observed = np.array([counts[n] for n in nodes])
     assert chisquare(observed, cf / cf.sum() * 600).pvalue > 1e-3
+
+
+def test_enumerated_belief_is_the_exact_posterior_in_leduc():
+    from update_equivalence.sampled import enumerate_belief
+
+    game = load_game("leduc_poker")
+    tree = game_tree(game)
+    rng = np.random.default_rng(5)
+    pi = rng.dirichlet(np.ones(tree.n_actions), size=tree.legal.shape[0]) * tree.legal
+    pi /= pi.sum(1, keepdims=True)
+    blueprint = osp.TabularPolicy(game)
+    blueprint.action_probability_array = pi
+    state = _play(game, [1, 3, 1, 2, 2, 1, 5, 1])  # as in the rejection test below: p1's third decision
+    p = state.current_player()
+    states, w = enumerate_belief(game, state, p, blueprint)
+    nodes = np.flatnonzero(tree.info == tree.tabular.state_index(state))
+    cf = np.prod(np.delete(tree.reach(pi)[nodes], p, axis=1), axis=1)
+    exact = dict(zip((tuple(tree_history(tree, n)) for n in nodes), cf / cf.sum()))
+    got = {tuple(h.history()): x for h, x in zip(states, w)}
+    assert set(got) == set(exact)
+    assert all(abs(got[k] - exact[k]) < 1e-12 for k in exact)
+
+
+def tree_history(tree, node):
+    out = []
+    while tree.parent[node] >= 0:
+        out.append(int(tree.action[node]))
+        node = tree.parent[node]
+    return out[::-1]
+
+
+def test_hanabi_planner_uses_enumerated_beliefs():
+    from update_equivalence.sampled import enumerate_belief, observation_record, selfplay
+
+    game = load_game("hanabi(players=2,colors=2,ranks=2,hand_size=2,max_information_tokens=3,max_life_tokens=1)")
+    u = osp.UniformRandomPolicy(game)
+    rng = np.random.default_rng(0)
+    s = game.new_initial_state()
+    while s.is_chance_node() or len(s.history()) < 8:  # deals, then hints only (no life lost): a long game
+        acts = [a for a, _ in s.chance_outcomes()] if s.is_chance_node() else [
+            a for a in s.legal_actions() if "Reveal" in s.action_to_string(a)] or s.legal_actions()
+        s.apply_action(int(rng.choice(acts)))
+    p = s.current_player()
+    states, w = enumerate_belief(game, s, p, u)
+    assert tuple(s.history()) in {tuple(h.history()) for h in states} and w.sum() == pytest.approx(1.0)
+    assert all(observation_record(h, p) == observation_record(s, p) for h in states)
+    assert len(states) > 1  # its own cards are unknown to the searcher
+    with pytest.raises(ValueError, match="belief=enumerate"):
+        SampledPlanner(game, u, 1.0)
+    planner = SampledPlanner(game, u, 1.0, n_particles=4, n_rollouts=1, belief="enumerate", play="argmax", seed=0)
+    out = selfplay(game, planner, 2, seed=0)
+    assert 0 <= out["mean"] <= 4 and planner.fallbacks == 0

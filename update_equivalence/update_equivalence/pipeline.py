@@ -1,5 +1,7 @@
 """The only module that reads a config: one run of a study (exact search in a small game, the common-payoff
-soundness study, or the sampled planner head to head), metrics.json with the OpenSpiel version and game string."""
+soundness study, the sampled planner head to head, approximate exploitability by a best responder, self-play of
+searching agents in a common-payoff game, or the training of a deep blueprint), metrics.json with the OpenSpiel
+version and game string."""
 from __future__ import annotations
 
 import json
@@ -23,7 +25,7 @@ from update_equivalence.exact import (
 from update_equivalence.sampled import SampledPlanner, head_to_head
 from update_equivalence.update import update
 
-STUDIES = ("exact", "common_payoff", "sampled", "best_response")
+STUDIES = ("exact", "common_payoff", "sampled", "best_response", "selfplay", "blueprint")
 
 
 def openspiel_version() -> str:
@@ -33,10 +35,23 @@ def openspiel_version() -> str:
     return metadata.version("open_spiel")
 
 
-def build_blueprint(game, b: DictConfig):
-    """The blueprint of ``blueprint.kind``: uniform, ``mmd`` (tabular MMD iterations) or ``cfr`` (CFR+ average)."""
+def build_blueprint(game, b: DictConfig, tabular_uniform: bool = True):
+    """The blueprint of ``blueprint.kind``: uniform, ``mmd`` (tabular MMD iterations), ``cfr`` (CFR+ average) or
+    ``net`` (a deep blueprint trained by ``study=blueprint``, read from ``blueprint.path``). The uniform blueprint is
+    a table for exact planning, OpenSpiel's ``UniformRandomPolicy`` for the sampled planner (large games)."""
     if b.kind == "uniform":
-        return uniform_policy(game)
+        if tabular_uniform:
+            return uniform_policy(game)
+        from open_spiel.python import policy as osp
+
+        return osp.UniformRandomPolicy(game)
+    if b.kind == "net":
+        from update_equivalence.blueprint import NetPolicy
+
+        if b.path is None:
+            raise ValueError("blueprint.kind=net needs blueprint.path=<run_dir>/blueprint.pt from a run of "
+                             f"`python train.py study=blueprint game={game}`")
+        return NetPolicy.load(b.path, game, b.device)
     if b.kind == "mmd":
         learner = MMDLearner(game, b.eta, b.alpha, magnet_lr=b.magnet_lr)
         for _ in range(b.iterations):
@@ -44,7 +59,7 @@ def build_blueprint(game, b: DictConfig):
         return learner.policy
     if b.kind == "cfr":
         return cfr_policy(game, b.iterations)
-    raise ValueError(f"blueprint.kind={b.kind!r}: uniform, mmd or cfr")
+    raise ValueError(f"blueprint.kind={b.kind!r}: uniform, mmd, cfr or net")
 
 
 def run(cfg: DictConfig) -> float:
@@ -78,22 +93,26 @@ def run(cfg: DictConfig) -> float:
                                                m.tie_break, cfg.seed))
         elif cfg.study == "best_response":
             summary.update(best_response_study(cfg, game, eta, alpha))
+        elif cfg.study == "selfplay":
+            summary.update(selfplay_study(cfg, game, eta, alpha))
+        elif cfg.study == "blueprint":
+            summary.update(blueprint_study(cfg, game, run_dir))
         else:
-            from open_spiel.python import policy as osp
-
-            if cfg.blueprint.kind != "uniform":
-                raise ValueError("the sampled planner's blueprint here is uniform (the paper's Table 3 setting); "
-                                 "trained blueprints for PTTT/ADH3 are not implemented yet")
-            blueprint = osp.UniformRandomPolicy(game)
+            blueprint = build_blueprint(game, cfg.blueprint, tabular_uniform=False)
             s_planner, s_games = np.random.SeedSequence(cfg.seed).spawn(2)  # independent streams
-            planner = SampledPlanner(game, blueprint, eta, alpha, cfg.sampled.n_particles, cfg.sampled.n_rollouts,
-                                     cfg.sampled.time_budget_s, cfg.sampled.play, seed=s_planner)
+            planner = _planner(cfg, game, blueprint, eta, alpha, s_planner)
             h2h = head_to_head(game, planner, blueprint, cfg.sampled.games, s_games)
             summary.update({"h2h/mean": h2h["mean"], "h2h/ci95": h2h["ci95"], "h2h/games": h2h["games"],
                             "speed/sec_per_move": h2h["sec_per_move"], "search/fallbacks": planner.fallbacks})
         summary["time/seconds"] = time.perf_counter() - t0
         rec.finish(summary)
     return float(summary.get(cfg.optimized_metric, float("nan")))
+
+
+def _planner(cfg: DictConfig, game, blueprint, eta: float, alpha: float, seed) -> SampledPlanner:
+    c = cfg.sampled
+    return SampledPlanner(game, blueprint, eta, alpha, c.n_particles, c.n_rollouts, c.time_budget_s, c.play,
+                          seed=seed, belief=c.belief)
 
 
 def common_payoff_study(game, eta: float, n: int, concentration: float, tie_break: str, seed: int) -> dict:
@@ -123,7 +142,6 @@ def best_response_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict
     exact exploitability is reported beside), sampled_search (the sampled planner, searching at every move: Table
     3's setting) or blueprint."""
     import pyspiel
-    from open_spiel.python import policy as osp
 
     from update_equivalence.best_response import DQNConfig, approximate_exploitability
 
@@ -131,24 +149,66 @@ def best_response_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict
         raise ValueError(f"best_response measures exploitability of two-player zero-sum games; {game} is not one")
     b = cfg.br
     if b.opponent == "blueprint":
-        uniform = cfg.blueprint.kind == "uniform"
-        agent = osp.UniformRandomPolicy(game) if uniform else build_blueprint(game, cfg.blueprint)
+        agent = build_blueprint(game, cfg.blueprint, tabular_uniform=False)
     elif b.opponent == "exact_search":
         agent = exact_search_policy(game, build_blueprint(game, cfg.blueprint), eta, alpha,
                                     tie_break=cfg.method.tie_break)
     elif b.opponent == "sampled_search":
-        if cfg.blueprint.kind != "uniform":
-            raise ValueError("the sampled planner's blueprint here is uniform (Table 3's setting)")
-        agent = SampledPlanner(game, osp.UniformRandomPolicy(game), eta, alpha, cfg.sampled.n_particles,
-                               cfg.sampled.n_rollouts, cfg.sampled.time_budget_s, cfg.sampled.play,
-                               seed=np.random.SeedSequence(cfg.seed).spawn(3)[2])
+        blueprint = build_blueprint(game, cfg.blueprint, tabular_uniform=False)
+        agent = _planner(cfg, game, blueprint, eta, alpha, np.random.SeedSequence(cfg.seed).spawn(3)[2])
     else:
         raise ValueError(f"br.opponent={b.opponent!r}: exact_search, sampled_search or blueprint")
     dqn = DQNConfig(steps=b.steps, hidden=b.hidden, lr=b.lr, batch_size=b.batch_size, buffer=b.buffer,
                     target_every=b.target_every, learn_start=b.learn_start, eval_episodes=b.eval_episodes)
     out = approximate_exploitability(game, agent, dqn, cfg.seed, b.device, b.progress)
-    if b.opponent != "sampled_search":
+    if b.opponent != "sampled_search" and b.exact_eval:
         out["exact/exploitability"] = exploitability(game, agent)
+    return out
+
+
+def selfplay_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict:
+    """Common-payoff self-play (Hanabi): every seat runs the same planner (multi-agent search, each searcher's
+    estimates taken under the common blueprint) vs the blueprint playing itself; mean scores with 95% CIs."""
+    import pyspiel
+
+    from update_equivalence.sampled import selfplay
+
+    if game.get_type().utility != pyspiel.GameType.Utility.IDENTICAL:
+        raise ValueError(f"{game} is not a common-payoff game: study=selfplay scores cooperative play (Hanabi)")
+    blueprint = build_blueprint(game, cfg.blueprint, tabular_uniform=False)
+    s_planner, s_search, s_base = np.random.SeedSequence(cfg.seed).spawn(3)
+    planner = _planner(cfg, game, blueprint, eta, alpha, s_planner)
+    base = selfplay(game, blueprint, cfg.selfplay.games, s_base)
+    srch = selfplay(game, planner, cfg.selfplay.games, s_search, progress=cfg.selfplay.progress)
+    return {"selfplay/blueprint": base["mean"], "selfplay/blueprint_ci95": base["ci95"],
+            "selfplay/search": srch["mean"], "selfplay/search_ci95": srch["ci95"],
+            "selfplay/gain": srch["mean"] - base["mean"], "selfplay/games": cfg.selfplay.games,
+            "speed/sec_per_move": srch["sec_per_move"], "search/fallbacks": planner.fallbacks}
+
+
+def blueprint_study(cfg: DictConfig, game, run_dir: Path) -> dict:
+    """Self-play training of a deep blueprint (checkpointed each iteration; a rerun in the same run_dir resumes),
+    saved as ``run_dir/blueprint.pt``; its head-to-head score against the uniform policy, and its exact
+    exploitability where the game is small enough (``train_blueprint.exact_eval``)."""
+    from open_spiel.python import policy as osp
+
+    from update_equivalence.blueprint import BlueprintConfig, train_blueprint
+
+    t = cfg.train_blueprint
+    hp = BlueprintConfig(method=t.method, iterations=t.iterations, games_per_iter=t.games_per_iter, hidden=t.hidden,
+                         layers=t.layers, lr=t.lr, epochs=t.epochs, minibatch=t.minibatch, clip=t.clip,
+                         alpha=t.alpha, magnet_kl=t.magnet_kl, magnet_every=t.magnet_every,
+                         value_coef=t.value_coef, max_grad_norm=t.max_grad_norm)
+    policy, history = train_blueprint(game, hp, cfg.seed, Path(run_dir) / "checkpoint.pt", t.device, t.progress)
+    policy.save(Path(run_dir) / "blueprint.pt", hp, {"history": history})
+    out = {"blueprint/iterations": hp.iterations, "blueprint/decisions": int(sum(h["decisions"] for h in history)),
+           "blueprint/final_return_p0": history[-1]["mean_return_p0"] if history else float("nan")}
+    if t.eval_games:
+        u = osp.UniformRandomPolicy(game)
+        h2h = head_to_head(game, policy, u, t.eval_games, np.random.SeedSequence(cfg.seed).spawn(4)[3])
+        out.update({"blueprint/h2h_uniform": h2h["mean"], "blueprint/h2h_uniform_ci95": h2h["ci95"]})
+    if t.exact_eval:
+        out["blueprint/exploitability"] = exploitability(game, policy)
     return out
 
 
