@@ -22,6 +22,8 @@
          # paired: a config field; the relation must hold for EVERY pair of runs sharing its value (same seed),
          # and every run must have a partner; lhs/rhs shown as the paired means; min_pairs (default 1): fewer
          # pairs than this leave the claim "missing" (one lucky seed is not "every seed")
+      - {name: "... at least 10x lower", lhs: {...}, op: ">", rhs: {...}, factor: 10}
+         # factor: the rhs is multiplied by it before comparing (shown multiplied)
 
 Our runs are the ``metrics.json`` files under a run root (one per seed); runs sharing the row keys are
 aggregated as mean ± std (n). ``python -m shared.results <project_dir> --scale mini --check`` renders
@@ -45,7 +47,7 @@ SCALES = ("mini", "paper", "any")
 _TOP_KEYS = {"project", "source", "metric", "metrics", "higher_is_better", "tolerance", "keys", "rows",
              "claims", "notes"}
 _ROW_KEYS = {"keys", "scale", "values", "verified", "note"}
-_CLAIM_KEYS = {"name", "scale", "metric", "lhs", "op", "rhs", "note", "paired", "min_pairs"}
+_CLAIM_KEYS = {"name", "scale", "metric", "lhs", "op", "rhs", "note", "paired", "min_pairs", "factor"}
 
 
 class PaperYamlError(ValueError):
@@ -116,6 +118,8 @@ def load_paper_yaml(path: str | Path) -> dict:
         if claim.get("paired") is not None and not (isinstance(claim["paired"], str) and isinstance(claim["lhs"], dict)
                                                      and isinstance(claim["rhs"], dict)):
             _fail(path, f"{where}.paired", "must be a config field (e.g. seed) and both sides must be rows")
+        if not isinstance(claim.setdefault("factor", 1.0), (int, float)) or not claim["factor"] > 0:
+            _fail(path, f"{where}.factor", "must be a positive number")
         for side in ("lhs", "rhs"):
             v = claim[side]
             if not (isinstance(v, (int, float)) or (isinstance(v, dict) and v and set(v) <= keys)):
@@ -230,8 +234,9 @@ def _paired(c: dict, keys: list[str], runs: list[dict]) -> tuple[float | None, f
         return None, None, 0, 0
     ids = sorted(lhs)
     # NaN never supports a claim; inf compares as a number (e.g. "epochs to reach X" = inf: never reached)
-    held = sum(bool(not (np.isnan(lhs[i]) or np.isnan(rhs[i])) and OPS[c["op"]](lhs[i], rhs[i])) for i in ids)
-    return float(np.mean([lhs[i] for i in ids])), float(np.mean([rhs[i] for i in ids])), held, len(ids)
+    f = float(c.get("factor", 1.0))
+    held = sum(bool(not (np.isnan(lhs[i]) or np.isnan(rhs[i])) and OPS[c["op"]](lhs[i], f * rhs[i])) for i in ids)
+    return float(np.mean([lhs[i] for i in ids])), f * float(np.mean([rhs[i] for i in ids])), held, len(ids)
 
 
 def check_claims(spec: dict, agg: dict, scale: str, runs: list[dict] | None = None) -> list[dict]:
@@ -247,6 +252,7 @@ def check_claims(spec: dict, agg: dict, scale: str, runs: list[dict] | None = No
             out.append({**c, "lhs_value": lhs, "rhs_value": rhs, "status": status, "pairs": f"{held}/{n}"})
             continue
         lhs, rhs = (_side(c[s], c["metric"], spec["keys"], agg) for s in ("lhs", "rhs"))
+        rhs = None if rhs is None else float(c.get("factor", 1.0)) * rhs
         if lhs is None or rhs is None:
             status = "missing"
         elif not (np.isfinite(lhs) and np.isfinite(rhs)):

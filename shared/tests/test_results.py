@@ -209,3 +209,21 @@ def test_paired_claim_must_name_a_field(tmp_path):
     make_project(tmp_path, spec)
     with pytest.raises(results.PaperYamlError, match="paired"):
         results.load_paper_yaml(tmp_path / "results" / "paper.yaml")
+
+
+def test_claim_factor_scales_the_rhs(tmp_path):
+    spec = {**SPEC, "rows": [], "claims": [{"name": "b >= 10x a", "lhs": {"method.name": "b"}, "op": ">",
+                                            "rhs": {"method.name": "a"}, "factor": 10}]}
+    make_project(tmp_path, spec)
+    for name, kl in [("a", 0.1), ("b", 2.0)]:
+        start_run(tmp_path / "outputs" / "mini" / name, {"method": {"name": name}, "seed": 0, "scale": "mini"}
+                  ).finish({"test/kl": kl})
+    c = results.summarize(tmp_path, "mini")[1][0]
+    assert c["status"] == "held" and c["rhs_value"] == pytest.approx(1.0)  # 2.0 > 10 x 0.1
+    spec["claims"][0]["factor"] = 30
+    make_project(tmp_path, spec)
+    assert results.summarize(tmp_path, "mini")[1][0]["status"] == "broken"  # 2.0 < 30 x 0.1
+    spec["claims"][0]["factor"] = -1
+    make_project(tmp_path, spec)
+    with pytest.raises(results.PaperYamlError, match="factor"):
+        results.load_paper_yaml(tmp_path / "results" / "paper.yaml")

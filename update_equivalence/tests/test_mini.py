@@ -1,5 +1,5 @@
-"""Slow tier: the mini end to end with its claims checked by shared.results against results/paper.yaml; the DQN best
-responder against exact best-response values (Kuhn, uniform blueprint); the submitit_local launcher."""
+"""Slow tier: the mini (A, B, D) end to end with its claims checked by shared.results against results/paper.yaml;
+the DQN best responder against exact best-response values (Kuhn, uniform blueprint); the submitit_local launcher."""
 import os
 import subprocess
 import sys
@@ -28,6 +28,9 @@ def _run(args, timeout=900):
 def test_mini_claims_hold(tmp_path):
     _run(["train.py", "-m", "+experiment=mini", f"hydra.sweep.dir={tmp_path}/exact"])
     _run(["train.py", "-m", "+experiment=mini_common", f"hydra.sweep.dir={tmp_path}/common"])
+    _run(["train.py", "-m", "+experiment=mini_hanabi_blueprint", f"run_dir={tmp_path}/hanabi_blueprint"])
+    _run(["train.py", "-m", "+experiment=mini_hanabi", f"blueprint.path={tmp_path}/hanabi_blueprint/blueprint.pt",
+          f"hydra.sweep.dir={tmp_path}/hanabi"])
     _run(["-m", "shared.results", ".", "--scale", "mini", "--check", "--runs", str(tmp_path), "--out",
           f"{tmp_path}/mini.md"])
 
