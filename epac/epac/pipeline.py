@@ -4,6 +4,7 @@ force vs sin(alpha) times the unconstrained value; the two-layer Monte Carlo), m
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def run(cfg: DictConfig) -> float:
     """One run of ``cfg.study``; returns ``cfg.optimized_metric``."""
     if cfg.study not in STUDIES:
         raise ValueError(f"study={cfg.study!r}: one of {STUDIES}")
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU here" notice on every run
     seed_everything(cfg.seed)
     run_dir = resolve_run_dir(cfg)
     with start_run(run_dir, cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
