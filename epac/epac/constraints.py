@@ -47,6 +47,10 @@ class Explanation:
             raise ValueError("a zero-attribution explanation needs the mask of features with no attribution")
         if self.kind == "angle" and not 0.0 <= self.alpha <= np.pi:
             raise ValueError(f"angle alpha={self.alpha} must lie in [0, pi] (radians)")
+        if self.kind == "angle" and self.mask is not None:
+            raise ValueError("an angle constraint applies to the whole gradient: drop the mask")
+        if self.kind == "angle" and np.any(np.linalg.norm(self.g, axis=-1) == 0):
+            raise ValueError("an angle constraint needs a nonzero direction g at every point")
 
 
 def input_gradients(apply_fn, params, x):
@@ -68,15 +72,16 @@ def surrogate(grads, e: Explanation, g=None, mask=None):
 
 
 def _cone_distance(grads, g, alpha: float, eps: float = 1e-12):
-    """Distance from each gradient to the cone of half-angle ``alpha`` around g (no arccos: smooth off the axis)."""
+    """Distance from each gradient to the cone of half-angle ``alpha`` around g: with theta = angle(grad, g) and
+    d = theta - alpha, it is 0 for d <= 0, ||grad|| sin(d) for 0 < d < pi/2 and ||grad|| beyond (the apex is
+    nearest). theta = atan2(||grad_perp||, <grad, g>/||g||); ``eps`` keeps ||grad_perp|| differentiable on the axis."""
     unit = g / jnp.linalg.norm(g, axis=-1, keepdims=True)
     along = jnp.sum(grads * unit, -1)
     sq = jnp.sum(grads**2, -1)
     perp = jnp.sqrt(jnp.maximum(sq - along**2, 0.0) + eps)
-    ca, sa = jnp.cos(alpha), jnp.sin(alpha)
-    outside = perp * ca - along * sa  # ||grad|| sin(theta - alpha)
-    beyond = (along * ca + perp * sa <= 0) & (outside > 0)  # theta - alpha >= pi/2: the apex is the nearest point
-    return jnp.where(beyond, jnp.sqrt(sq + eps), jax.nn.relu(outside))
+    d = jnp.arctan2(perp, along) - alpha
+    norm = jnp.sqrt(sq + eps)
+    return jnp.where(d <= 0, 0.0, jnp.where(d >= jnp.pi / 2, norm, norm * jnp.sin(jnp.clip(d, 0.0, jnp.pi / 2))))
 
 
 def gradient_penalty(apply_fn, params, x, e: Explanation, g=None, mask=None):
@@ -84,9 +89,19 @@ def gradient_penalty(apply_fn, params, x, e: Explanation, g=None, mask=None):
     return jnp.mean(surrogate(input_gradients(apply_fn, params, x), e, g, mask))
 
 
+def constrained(e: Explanation, mask=None):
+    """Per point, whether the explanation constrains anything there (a matching or zero explanation whose mask is
+    all zero at a point, e.g. a WRENCH text without keywords, does not)."""
+    mask = e.mask if mask is None else mask
+    if mask is None or e.kind == "angle":
+        return None
+    return jnp.asarray(mask).sum(-1) > 0
+
+
 def satisfied(grads, e: Explanation, tol: float = 0.1, g=None, mask=None):
     """Per point, whether the explanation holds: relative gradient error <= ``tol`` (matching), inside the cone
-    (angle: within 1e-5 of the gradient's norm), attribution below ``tol`` times the gradient's norm (zero)."""
+    (angle: within 1e-5 of the gradient's norm), attribution below ``tol`` times the gradient's norm (zero).
+    Average it over the points where :func:`constrained` is true."""
     g = e.g if g is None else g
     mask = e.mask if mask is None else mask
     if e.kind == "matching":

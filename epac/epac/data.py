@@ -63,8 +63,13 @@ def make_synthetic(kind: str = "twolayer", n_labeled: int = 32, k: int = 500, n_
         raise ValueError(f"loss={loss!r}: mse or logistic")
     if not 0 < partial <= 1:
         raise ValueError(f"partial={partial}: the fraction of explained coordinates, in (0, 1]")
-    rng = np.random.default_rng(seed)
-    x_l, x_u, x_test = (rng.standard_normal((s, d)) for s in (n_labeled, k, n_test))
+    # one stream per role: the teacher and the test set do not depend on n or k, and the labeled (unlabeled) points
+    # of a smaller n (k) are the first ones of a larger n (k): runs over n and k are paired
+    streams = np.random.SeedSequence(seed).spawn(8)
+    r_teacher, r_test, r_test_noise, r_u, r_u_expl, r_l, r_l_noise, r_l_expl = map(np.random.default_rng, streams)
+    x_l, x_u, x_test = r_l.standard_normal((n_labeled, d)), r_u.standard_normal((k, d)), r_test.standard_normal(
+        (n_test, d))
+    rng = r_teacher
     if kind == "twolayer":
         u, v = _unit(rng, m, d), rng.standard_normal(m)
 
@@ -86,26 +91,26 @@ def make_synthetic(kind: str = "twolayer", n_labeled: int = 32, k: int = 500, n_
         def grad(x):
             return np.broadcast_to(w_dir, x.shape).copy()
 
-    def labels(x):
-        y = f(x) + noise * rng.standard_normal(len(x))
+    def labels(x, r):
+        y = f(x) + noise * r.standard_normal(len(x))
         return (y > 0).astype(np.float64) if loss == "logistic" else y
 
     mask = np.zeros(d)
     mask[: max(1, int(round(partial * d)))] = 1.0
 
-    def expl(x, noisy: bool):
+    def expl(x, r):
         g = grad(x)
-        if noisy and expl_noise > 0:
-            g = g + expl_noise * rng.standard_normal(g.shape)
+        if r is not None and expl_noise > 0:
+            g = g + expl_noise * r.standard_normal(g.shape)
         if kind == "linear":
             return Explanation("angle", g.astype(np.float32), None, alpha)
         m_ = None if partial == 1 else np.broadcast_to(mask, x.shape).astype(np.float32)
         return Explanation("matching", g.astype(np.float32), m_)
 
     f32 = np.float32
-    y_l, y_test = labels(x_l), labels(x_test)
-    e_u, e_l = expl(x_u, True), expl(x_l, True)
-    e_test = expl(x_test, False)
+    y_l, y_test = labels(x_l, r_l_noise), labels(x_test, r_test_noise)
+    e_u, e_l = expl(x_u, r_u_expl), expl(x_l, r_l_expl)
+    e_test = expl(x_test, None)  # the truth
     if kind == "twolayer" and partial < 1:  # the truth is judged on every coordinate
         e_test = replace(e_test, mask=None)
     return Task(x_l.astype(f32), y_l.astype(f32), x_u.astype(f32), e_u, e_l, x_test.astype(f32), y_test.astype(f32),
@@ -138,12 +143,14 @@ def load_wrench(root, dataset: str, keywords: dict, n_labeled: int = 32, k: int 
     if set(np.unique(np.concatenate([tr_y, te_y]))) - {0, 1}:
         raise ValueError(f"{dataset} is not binary: EPAC's gradient constraints here use one score (binary tasks)")
     words = sorted({w.lower() for ws in keywords.values() for w in ws})
-    vec = CountVectorizer(binary=True, max_features=max_features, lowercase=True)
-    vec.fit(tr_x + words)
+    top = CountVectorizer(binary=True, max_features=max_features, lowercase=True).fit(tr_x)
+    analyse = top.build_analyzer()
+    bad = [w for w in words if analyse(w) != [w]]
+    if bad:
+        raise ValueError(f"keywords {bad} are not single tokens of the vectoriser: use single words")
+    vec = CountVectorizer(binary=True, lowercase=True, vocabulary=sorted(set(top.vocabulary_) | set(words)))
+    vec.fit(tr_x)  # the most frequent tokens plus every keyword, however rare
     vocab = vec.vocabulary_
-    absent = [w for w in words if w not in vocab]
-    if absent:
-        raise ValueError(f"keywords {absent} are not single tokens of the vectoriser: use single words")
     sign = np.zeros(len(vocab), np.float32)
     for c, ws in keywords.items():
         for w in ws:

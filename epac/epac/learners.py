@@ -28,7 +28,7 @@ import optax
 from flax import serialization
 from tqdm.auto import tqdm
 
-from epac.constraints import Explanation, input_gradients, satisfied, surrogate
+from epac.constraints import Explanation, constrained, input_gradients, satisfied, surrogate
 from epac.data import Task
 
 METHODS = ("supervised", "penalty_labeled", "penalty", "augmented_lagrangian", "variational")
@@ -81,18 +81,21 @@ def _agree(kind, s, target):
 
 
 def _phases(method: str, o: Options) -> list[tuple[str, int]]:
-    """(phase, steps): which objective runs for how long."""
+    """(phase, steps): which objective runs for how long. Variational: warm-up, then ``rounds`` of (teacher,
+    student); with ``output=f`` the last round ends on the teacher (a final student phase could not change f)."""
     if method != "variational":
         return [(method, o.steps)]
     rest = o.steps - o.warmup
-    if o.warmup < 0 or rest < 2 * o.rounds:
-        raise ValueError(f"variational: warmup={o.warmup} leaves {rest} of steps={o.steps} for {o.rounds} rounds")
-    per = rest // (2 * o.rounds)
-    out = [("supervised", o.warmup)] if o.warmup else []
-    for r in range(o.rounds):
-        extra = rest - 2 * per * o.rounds if r == o.rounds - 1 else 0  # the remainder goes to the last student
-        out += [("teacher", per), ("student", per + extra)]
-    return out
+    names = ["teacher", "student"] * o.rounds
+    if o.output == "f":
+        names = names[:-1]
+    if o.rounds < 1 or o.warmup < 0 or rest < len(names):
+        raise ValueError(f"variational: rounds={o.rounds} (>= 1) and warmup={o.warmup} leave {rest} of "
+                         f"steps={o.steps} for {len(names)} phases")
+    per = rest // len(names)
+    sizes = [per] * len(names)
+    sizes[-1] += rest - per * len(names)  # the remainder goes to the last phase
+    return ([("supervised", o.warmup)] if o.warmup else []) + list(zip(names, sizes))
 
 
 def train(method: str, model, data: Task, **opts) -> Result:
@@ -107,11 +110,11 @@ def train(method: str, model, data: Task, **opts) -> Result:
     if o.projection not in ("penalty", "augmented_lagrangian") or o.output not in ("f", "h"):
         raise ValueError(f"variational: projection={o.projection!r} (penalty | augmented_lagrangian), "
                          f"output={o.output!r} (f | h)")
+    if data.n == 0:
+        raise ValueError("no labeled points: data.n_labeled must be >= 1")
     data.expl_u.check(data.x_u)
     data.expl_l.check(data.x_l)
     data.expl_test.check(data.x_test)
-    if data.n == 0:
-        raise ValueError("no labeled points: data.n_labeled must be >= 1")
     apply = model.apply
     key = jax.random.PRNGKey(o.seed)
     h0 = model.init(key, data.x_l[:1])
@@ -126,8 +129,9 @@ def train(method: str, model, data: Task, **opts) -> Result:
     phases = _phases(method, o)
     history = []
     ck = Path(o.checkpoint) if o.checkpoint else None
+    signature = _signature(method, o, _fingerprint(data, model))
     if ck is not None and ck.exists():
-        state, history = _restore(ck, state, method, o)
+        state, history = _restore(ck, state, signature)
 
     static = (model, data.loss, (e_u.kind, float(e_u.alpha)), (e_l.kind, float(e_l.alpha)),
               (o.lr, o.weight_decay, o.lam, o.alpha, o.rho, o.dual_every, o.beta, o.lam_f, o.projection))
@@ -143,7 +147,11 @@ def train(method: str, model, data: Task, **opts) -> Result:
             mu_key = "mu_f" if name == "teacher" else "mu"
             if name == "teacher" and state["step"] == 0 and state["phase"] == _first_teacher(phases):
                 state["f"], state["opt_f"] = state["h"], tx.init(state["h"])  # f starts from the warmed-up h
-            fn = _chunk_fn(*static[:4], _relevant(static[4], name), name, n)
+            key = (*static[:4], _relevant(static[4], name), name, n)
+            try:
+                fn = _chunk_fn(*key)
+            except TypeError:  # an unhashable module (e.g. a list field): compile without the cache
+                fn = _chunk_fn.__wrapped__(*key)
             p, opt, mu, vals, cs = fn(state[who], state[f"opt_{who}"], state[other], state[mu_key], state["step"],
                                       arrays)
             if not bool(jnp.all(jnp.isfinite(vals))):
@@ -157,7 +165,7 @@ def train(method: str, model, data: Task, **opts) -> Result:
             if state["step"] >= n_phase:
                 state["phase"], state["step"] = state["phase"] + 1, 0
             if ck is not None:
-                _save(ck, state, history, method, o)
+                _save(ck, state, history, signature)
     out = state["f"] if method == "variational" and o.output == "f" else state["h"]
     metrics = evaluate(apply, out, data, o.tol)
     metrics["train/constraint_u"] = float(jnp.mean(surrogate(input_gradients(apply, out, arrays["x_u"]), e_u,
@@ -243,8 +251,12 @@ def evaluate(apply, params, data: Task, tol: float = 0.1) -> dict:
     e = data.expl_test
     s = apply(params, jnp.asarray(data.x_test))
     grads = input_gradients(apply, params, jnp.asarray(data.x_test))
-    out = {"test/violation": float(jnp.mean(surrogate(grads, e))),
-           "test/satisfaction": float(jnp.mean(satisfied(grads, e, tol)))}
+    keep = constrained(e)  # points an explanation says nothing about are left out of both averages
+    keep = jnp.ones(len(data.x_test), bool) if keep is None else keep
+    n_keep = jnp.maximum(keep.sum(), 1)
+    out = {"test/violation": float(jnp.where(keep, surrogate(grads, e), 0.0).sum() / n_keep),
+           "test/satisfaction": float(jnp.where(keep, satisfied(grads, e, tol), False).sum() / n_keep),
+           "test/constrained_points": int(keep.sum())}
     if data.loss == "mse":
         out["test/mse"] = float(jnp.mean((s - data.y_test) ** 2))
         out["test/error"] = out["test/mse"]
@@ -254,28 +266,42 @@ def evaluate(apply, params, data: Task, tol: float = 0.1) -> dict:
     return out
 
 
-def _signature(method: str, o: Options) -> dict:
+def _fingerprint(data: Task, model) -> str:
+    """A hash of the task's arrays and the model's description: a checkpoint only resumes the same run."""
+    import hashlib
+
+    h = hashlib.sha256(repr(model).encode())
+    for e in (data.expl_u, data.expl_l):
+        h.update(f"{e.kind}{e.alpha}".encode())
+    for a in (data.x_l, data.y_l, data.x_u, data.expl_u.g, data.expl_u.mask, data.expl_l.g, data.expl_l.mask):
+        h.update(b"none" if a is None else np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _signature(method: str, o: Options, fingerprint: str) -> dict:
     d = {k: v for k, v in o.__dict__.items() if k not in ("progress", "checkpoint", "chunk")}
-    return {"method": method, **d}
+    return {"method": method, **d, "data_and_model": fingerprint}
 
 
-def _save(path: Path, state, history, method, o):
-    blob = serialization.to_bytes({"state": jax.tree.map(np.asarray, state)})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(blob)
+def _save(path: Path, state, history, signature):
+    """One file, written then renamed: state, history and signature always belong together."""
     import json
 
-    path.with_suffix(".json").write_text(json.dumps({"signature": _signature(method, o), "history": history}))
+    blob = serialization.msgpack_serialize({"state": serialization.to_state_dict(jax.tree.map(np.asarray, state)),
+                                            "meta": json.dumps({"signature": signature, "history": history})})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(blob)
     tmp.replace(path)
 
 
-def _restore(path: Path, template, method, o):
+def _restore(path: Path, template, signature):
     import json
 
-    meta = json.loads(path.with_suffix(".json").read_text())
-    if meta["signature"] != _signature(method, o):
-        raise ValueError(f"{path} belongs to another run (method or options differ): use a fresh run_dir")
-    state = serialization.from_bytes({"state": template}, path.read_bytes())["state"]
+    raw = serialization.msgpack_restore(path.read_bytes())
+    meta = json.loads(raw["meta"])
+    if meta["signature"] != signature:
+        raise ValueError(f"{path} belongs to another run (method, options, data or model differ): use a fresh "
+                         "run_dir")
+    state = serialization.from_state_dict(template, raw["state"])
     state["phase"], state["step"] = int(state["phase"]), int(state["step"])
     return state, meta["history"]
-

@@ -1,6 +1,7 @@
 """Figures: ``python -m epac.report RUNS OUT_PREFIX`` draws ``OUT_PREFIX_learn.png`` (test MSE and constraint
-satisfaction against the number of labels, every learner, mean ± std over seeds) and ``OUT_PREFIX_rademacher.png``
-(the cone class's complexity against alpha, closed form and sin(alpha) x unconstrained; the two-layer Monte Carlo)."""
+satisfaction against the number of labels, every learner and task variant, mean ± sample std over seeds) and
+``OUT_PREFIX_rademacher.png`` (the cone class's complexity against alpha, closed form and sin(alpha) x
+unconstrained; the two-layer Monte Carlo)."""
 from __future__ import annotations
 
 import sys
@@ -26,34 +27,42 @@ def _plt():
 def plot_learning(runs: list[dict], out: str | Path) -> list[str]:
     """Two panels: test error and satisfaction vs labels; returns the methods drawn."""
     by = defaultdict(lambda: defaultdict(list))
+    variants = set()
     for r in runs:
         c = r["config"]
         if c["study"] == "learn":
-            by[c["method"]["name"]][c["data"]["n_labeled"]].append(r["metrics"])
-    methods = [m for m in ORDER if m in by]
+            d = c["data"]
+            v = f"{d['source']} {d['kind']} k={d['k']} noise={d['expl_noise']}"
+            variants.add(v)
+            by[(c["method"]["name"], v)][d["n_labeled"]].append(r["metrics"])
+    methods = sorted(by, key=lambda mv: (ORDER.index(mv[0]) if mv[0] in ORDER else 99, mv[1]))
     if not methods:
         return []
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for m in methods:
         ns = sorted(by[m])
+        label = m[0] if len(variants) == 1 else f"{m[0]} ({m[1]})"  # one line per task variant
         for ax, key in zip(axes, ("test/error", "test/satisfaction")):
             vals = [np.array([x[key] for x in by[m][n]]) for n in ns]
-            ax.errorbar(ns, [v.mean() for v in vals], [v.std() for v in vals], marker="o", capsize=3, label=m)
+            std = [v.std(ddof=1) if len(v) > 1 else 0.0 for v in vals]  # sample std, as the results tables
+            ax.errorbar(ns, [v.mean() for v in vals], std, marker="o", capsize=3, label=label)
     axes[0].set(xscale="log", yscale="log", xlabel="labeled points n", ylabel="test error (MSE)")
     axes[1].set(xscale="log", xlabel="labeled points n", ylabel="test points satisfying the constraint")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
-    return methods
+    return sorted({m for m, _ in methods}, key=lambda m: ORDER.index(m) if m in ORDER else 99)
 
 
 def plot_rademacher(runs: list[dict], out: str | Path) -> bool:
-    lin = sorted((r["config"]["rademacher"]["alpha"], r["metrics"]) for r in runs
-                 if r["config"]["study"] == "rademacher" and r["config"]["rademacher"]["kind"] == "linear")
-    two = sorted((r["config"]["rademacher"]["alpha"], r["metrics"]) for r in runs
-                 if r["config"]["study"] == "rademacher" and r["config"]["rademacher"]["kind"] == "twolayer")
+    def pick(kind):  # (alpha, metrics); several seeds at one alpha are drawn as separate points
+        return sorted(((r["config"]["rademacher"]["alpha"], r["metrics"]) for r in runs
+                       if r["config"]["study"] == "rademacher" and r["config"]["rademacher"]["kind"] == kind),
+                      key=lambda t: t[0])
+
+    lin, two = pick("linear"), pick("twolayer")
     if not lin and not two:
         return False
     plt = _plt()

@@ -58,6 +58,9 @@ def test_angle_surrogate_is_zero_exactly_on_the_cone_and_homogeneous():
         np.arctan(1.5) - np.pi / 4), abs=1e-5)  # the distance to the cone
     wide = Explanation("angle", np.tile([1.0, 0.0], (4, 1)), alpha=3 * np.pi / 4)  # wider than a half-space
     assert list(np.asarray(satisfied(grads, wide))) == [True, True, True, False]
+    ray = Explanation("angle", np.tile([1.0, 0.0], (2, 1)), alpha=0.0)  # the opposite direction is not on the ray
+    assert list(np.asarray(satisfied(jnp.array([[2.0, 0.0], [-2.0, 0.0]]), ray))) == [True, False]
+    assert float(surrogate(jnp.array([[-2.0, 0.0]]), ray)[0]) == pytest.approx(2.0)
 
 
 def test_matching_mask_and_zero_attribution():
@@ -81,3 +84,7 @@ def test_bad_explanations_are_named():
         Explanation("zero").check(x)
     with pytest.raises(ValueError, match="kind"):
         Explanation("saliency", np.zeros((4, 3))).check(x)
+    with pytest.raises(ValueError, match="nonzero direction"):
+        Explanation("angle", np.zeros((4, 3)), alpha=0.5).check(x)
+    with pytest.raises(ValueError, match="drop the mask"):
+        Explanation("angle", np.ones((4, 3)), np.ones((4, 3)), alpha=0.5).check(x)

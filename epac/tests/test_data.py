@@ -19,6 +19,14 @@ def test_twolayer_explanations_are_the_teachers_gradients():
     assert t.expl_test.mask is None and t.expl_u.kind == "matching"
 
 
+def test_runs_over_n_and_k_are_paired():
+    a = make_synthetic("twolayer", n_labeled=8, k=50, n_test=30, seed=4)
+    b = make_synthetic("twolayer", n_labeled=32, k=200, n_test=30, seed=4)
+    assert np.array_equal(a.x_test, b.x_test) and np.array_equal(a.y_test, b.y_test)  # same teacher and test set
+    assert np.array_equal(a.x_l, b.x_l[:8]) and np.array_equal(a.y_l, b.y_l[:8])  # nested labeled sets
+    assert np.array_equal(a.x_u, b.x_u[:50])
+
+
 def test_teacher_gradient_by_finite_differences():
     from epac.data import relu_teacher_gradient
 
@@ -70,6 +78,8 @@ def test_wrench_loader_and_errors(tmp_path):
         load_wrench(tmp_path, "nowhere", kw)
     with pytest.raises(ValueError, match="single words"):
         load_wrench(tmp_path, "toy", {1: ["check out"]})
+    rare = load_wrench(tmp_path, "toy", {1: ["free"], 0: ["song"]}, n_labeled=2, max_features=2)
+    assert rare.x_l.shape[1] <= 4 and rare.expl_test.mask[4].sum() == 1  # top 2 tokens + keywords: "free" kept
     _write_wrench(tmp_path, labels=(0, 2), name="multi")
     with pytest.raises(ValueError, match="not binary"):
         load_wrench(tmp_path, "multi", kw)

@@ -1,6 +1,6 @@
 """The learners: zero weights reduce penalty, augmented Lagrangian and the variational student to supervised
 learning exactly; on a linear model the angle-constrained least squares reaches its closed forms (1-D regression
-along the direction at alpha = 0, OLS when the cone holds the OLS solution); a killed run resumes to the same
+along the direction at alpha = 0, OLS when the cone just holds the OLS solution); a killed run resumes to the same
 parameters; NaN losses and bad options are named errors."""
 import jax
 import numpy as np
@@ -30,8 +30,8 @@ def test_zero_weights_reduce_to_supervised(task):
     assert np.allclose(_flat(al.params), ref, atol=1e-6)  # rho = 0: mu never leaves 0
     # beta = 0: the student is supervised learning interrupted by teacher phases that do not touch it
     var = train("variational", model, task, warmup=50, rounds=3, beta=0.0, output="h", **kw)
-    student_steps = 50 + sum(n for name, n in L._phases("variational", L.Options(steps=200, warmup=50, rounds=3))
-                             if name == "student")
+    opts = L.Options(steps=200, warmup=50, rounds=3, output="h")
+    student_steps = 50 + sum(n for name, n in L._phases("variational", opts) if name == "student")
     short = train("supervised", model, task, steps=student_steps, chunk=25)
     assert np.allclose(_flat(var.params), _flat(short.params), atol=1e-6)
 
@@ -53,9 +53,9 @@ def test_constrained_linear_least_squares_closed_forms():
     res = train("penalty", make_model("linear"), task, steps=3000, lr=1e-2, lam=10.0, weight_decay=0.0)
     w = np.asarray(res.params["params"]["Dense_0"]["kernel"])[:, 0]
     assert np.allclose(w, t * a, atol=5e-3) and res.metrics["test/satisfaction"] == 1.0
-    # alpha = pi: no constraint, ordinary least squares
-    task, x, y = _linear_task(np.pi, a)
+    # alpha just above the OLS solution's angle: the constraint binds early in training, not at the end: OLS
     ols = np.linalg.lstsq(x, y, rcond=None)[0]
+    task, x, y = _linear_task(float(np.arccos(ols @ a / np.linalg.norm(ols))) + 0.05, a)
     res = train("augmented_lagrangian", make_model("linear"), task, steps=3000, lr=3e-2, weight_decay=0.0)
     w = np.asarray(res.params["params"]["Dense_0"]["kernel"])[:, 0]
     assert np.allclose(w, ols, atol=1e-2)
@@ -82,6 +82,9 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, monkeypatch, task):
     assert [h["step"] for h in resumed.history] == [h["step"] for h in full.history]
     with pytest.raises(ValueError, match="another run"):
         train("variational", model, task, steps=300, warmup=60, rounds=3, chunk=40, checkpoint=str(ck))
+    other = make_synthetic("twolayer", n_labeled=16, k=100, n_test=200, seed=1)  # same shapes, other data
+    with pytest.raises(ValueError, match="another run"):
+        train("variational", model, other, steps=300, warmup=60, rounds=2, chunk=40, checkpoint=str(ck))
 
 
 def test_every_method_runs_on_a_classification_task():
@@ -103,3 +106,12 @@ def test_bad_input_is_named(task):
         train("penalty", model, task, lambda_=1.0)
     with pytest.raises(ValueError, match="variational"):
         train("variational", model, task, steps=100, warmup=99, rounds=3)
+    with pytest.raises(ValueError, match="rounds"):
+        train("variational", model, task, steps=100, rounds=0)
+    one = Task(task.x_l[:0], task.y_l[:0], task.x_u, task.expl_u, task.expl_l, task.x_test, task.y_test,
+               task.expl_test)
+    with pytest.raises(ValueError, match="no labeled points"):
+        train("supervised", model, one)
+    from epac.models import MLP
+
+    assert train("supervised", MLP(hidden=[8]), task, steps=10).metrics["test/mse"] > 0  # a list field: no cache
