@@ -45,10 +45,40 @@ def test_dqn_plumbing_on_kuhn():
 
 def test_best_response_study_through_the_pipeline(tmp_path):
     cfg = compose(PROJECT / "configs", ["study=best_response", "br.steps=200", "br.learn_start=50",
-                                        "br.batch_size=32", "br.eval_episodes=50", "method.eta=0.5"])
+                                        "br.batch_size=32", "br.eval_episodes=50", "method.eta=0.5",
+                                        "br.exact_eval=true"])
     with open_dict(cfg):
         cfg.run_dir = str(tmp_path)
     run(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     assert m["exact/exploitability"] == pytest.approx(0.2264, abs=1e-4)  # the exact planner's, for comparison
     assert np.isfinite(m["approx/exploitability"])
+
+
+def test_killed_best_responder_resumes_exactly(tmp_path, monkeypatch):
+    import torch
+
+    import update_equivalence.best_response as B
+
+    game = load_game("kuhn_poker")
+    hp = DQNConfig(steps=600, learn_start=50, batch_size=32, target_every=100, eval_episodes=10)
+    u = osp.UniformRandomPolicy(game)
+    full = B.train_best_response(B.BestResponseEnv(game, u, 0, 5), hp, 7)
+    real, calls = B._save_learner, []
+
+    def dying(*a):
+        real(*a)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(B, "_save_learner", dying)
+    ck = tmp_path / "br.pt"
+    with pytest.raises(KeyboardInterrupt):
+        B.train_best_response(B.BestResponseEnv(game, u, 0, 5), hp, 7, checkpoint=ck, ckpt_every=100)
+    monkeypatch.setattr(B, "_save_learner", real)
+    resumed = B.train_best_response(B.BestResponseEnv(game, u, 0, 5), hp, 7, checkpoint=ck, ckpt_every=100)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="another best-response run"):
+        B.train_best_response(B.BestResponseEnv(game, u, 1, 5), hp, 7, checkpoint=ck)

@@ -83,7 +83,8 @@ def test_blueprint_study_then_search_on_it(tmp_path):
                               "sampled.n_particles=2", "sampled.n_rollouts=1"])
     assert s["h2h/games"] == 4
     b = _run(tmp_path / "b", ["study=best_response", "br.opponent=blueprint", "blueprint.kind=net",
-                              f"blueprint.path={path}", "br.steps=300", "br.learn_start=100", "br.eval_episodes=50"])
+                              f"blueprint.path={path}", "br.steps=300", "br.learn_start=100", "br.eval_episodes=50",
+                              "br.exact_eval=true"])
     assert b["exact/exploitability"] == pytest.approx(m["blueprint/exploitability"])
 
 

@@ -148,17 +148,42 @@ def test_hanabi_planner_uses_enumerated_beliefs():
     u = osp.UniformRandomPolicy(game)
     rng = np.random.default_rng(0)
     s = game.new_initial_state()
-    while s.is_chance_node() or len(s.history()) < 8:  # deals, then hints only (no life lost): a long game
-        acts = [a for a, _ in s.chance_outcomes()] if s.is_chance_node() else [
-            a for a in s.legal_actions() if "Reveal" in s.action_to_string(a)] or s.legal_actions()
+    while s.is_chance_node() or len(s.history()) < 10:  # deals, hints, then a discard and a redraw
+        hints = [a for a in s.legal_actions() if "Reveal" in s.action_to_string(a)] if not s.is_chance_node() else []
+        acts = [a for a, _ in s.chance_outcomes()] if s.is_chance_node() else hints or s.legal_actions()
         s.apply_action(int(rng.choice(acts)))
     p = s.current_player()
     states, w = enumerate_belief(game, s, p, u)
     assert tuple(s.history()) in {tuple(h.history()) for h in states} and w.sum() == pytest.approx(1.0)
     assert all(observation_record(h, p) == observation_record(s, p) for h in states)
     assert len(states) > 1  # its own cards are unknown to the searcher
+
+    def moves(h):  # (player, action) of every decision: Hanabi's moves are public
+        g, out = h.get_game().new_initial_state(), []
+        for a in h.history():
+            if not g.is_chance_node():
+                out.append((g.current_player(), a))
+            g.apply_action(a)
+        return out
+
+    assert all(moves(h) == moves(s) for h in states)  # the partner's moves as played, not look-alikes
     with pytest.raises(ValueError, match="belief=enumerate"):
         SampledPlanner(game, u, 1.0)
     planner = SampledPlanner(game, u, 1.0, n_particles=4, n_rollouts=1, belief="enumerate", play="argmax", seed=0)
     out = selfplay(game, planner, 2, seed=0)
     assert 0 <= out["mean"] <= 4 and planner.fallbacks == 0
+
+
+def test_hanabi_belief_tells_apart_look_alike_moves():
+    # player 1 holds two identical cards (R1, R1); after a colour hint it plays card 0. Player 0's observation
+    # string reads the same had it played card 1: only the observation tensor records which card was played
+    from update_equivalence.sampled import enumerate_belief
+
+    game = load_game("hanabi(players=2,colors=2,ranks=2,hand_size=2,max_information_tokens=3,max_life_tokens=1)")
+    s = _play(game, [0, 1, 0, 0, 4, 2])
+    s.apply_action(s.chance_outcomes()[0][0])  # player 1 draws
+    alt = _play(game, [0, 1, 0, 0, 4, 3])
+    alt.apply_action(alt.chance_outcomes()[0][0])
+    assert s.observation_string(0) == alt.observation_string(0)  # the look-alike the string cannot separate
+    states, w = enumerate_belief(game, s, 0, osp.UniformRandomPolicy(game))
+    assert {h.history()[5] for h in states} == {2} and w.sum() == pytest.approx(1.0)

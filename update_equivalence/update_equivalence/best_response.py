@@ -8,7 +8,8 @@ a target network, epsilon decaying linearly, squared-error loss, illegal actions
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -92,9 +93,12 @@ def _mlp(i: int, h: int, o: int) -> nn.Module:
     return nn.Sequential(nn.Linear(i, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, o))
 
 
-def train_best_response(env: BestResponseEnv, hp: DQNConfig, seed: int = 0, device="cpu",
-                        progress: bool = False) -> nn.Module:
-    """DQN against the fixed opponent of ``env``; returns the Q-network."""
+def train_best_response(env: BestResponseEnv, hp: DQNConfig, seed: int = 0, device="cpu", progress: bool = False,
+                        checkpoint=None, ckpt_every: int = 10000) -> nn.Module:
+    """DQN against the fixed opponent of ``env``; returns the Q-network. With ``checkpoint`` (a path) the whole
+    learner (networks, optimiser, the filled replay, step, random states, the env's stream) is saved at the first
+    episode end after every ``ckpt_every`` steps, and a run finds and resumes it. Resuming at an episode start makes
+    it exact against a policy opponent; a searching opponent's own random stream restarts (same distribution)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = torch.device(device)
@@ -106,9 +110,24 @@ def train_best_response(env: BestResponseEnv, hp: DQNConfig, seed: int = 0, devi
     O, O2 = np.zeros((n, env.obs_dim), np.float32), np.zeros((n, env.obs_dim), np.float32)
     A, R, D = np.zeros(n, np.int64), np.zeros(n, np.float32), np.zeros(n, np.float32)
     L2 = np.zeros((n, env.n_actions), bool)
-    ptr, size = 0, 0
+    ptr, size, start, last_save = 0, 0, 0, 0
+    sig = {"hp": asdict(hp), "seed": seed, "player": env.player, "game": str(env.game)}
+    if checkpoint is not None and Path(checkpoint).exists():
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if ck["signature"] != sig:
+            raise ValueError(f"{checkpoint} belongs to another best-response run: use a fresh run_dir")
+        q.load_state_dict(ck["q"])
+        tgt.load_state_dict(ck["tgt"])
+        opt.load_state_dict(ck["opt"])
+        size, ptr, start = ck["size"], ck["ptr"], ck["t"]
+        for arr, saved in zip((O, O2, A, R, D, L2), ck["replay"]):
+            arr[:size] = saved
+        rng.bit_generator.state, env.rng.bit_generator.state = ck["rng"], ck["env_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        last_save = start
     obs, legal = env.reset()
-    for t in tqdm(range(hp.steps), desc="best response", disable=not progress):
+    for t in tqdm(range(start, hp.steps), desc="best response", disable=not progress, initial=start,
+                  total=hp.steps):
         eps = max(hp.eps_end, hp.eps_start - (hp.eps_start - hp.eps_end) * t / (hp.eps_fraction * hp.steps))
         if rng.random() < eps:
             a = int(rng.choice(np.flatnonzero(legal)))
@@ -119,6 +138,7 @@ def train_best_response(env: BestResponseEnv, hp: DQNConfig, seed: int = 0, devi
         obs2, legal2, r, done = env.step(a)
         O[ptr], A[ptr], R[ptr], O2[ptr], D[ptr], L2[ptr] = obs, a, r, obs2, float(done), legal2
         ptr, size = (ptr + 1) % n, min(size + 1, n)
+        env_before_reset = dict(env.rng.bit_generator.state) if done else None
         obs, legal = (env.reset() if done else (obs2, legal2))
         if t >= hp.learn_start and size >= hp.batch_size:
             idx = rng.integers(size, size=hp.batch_size)
@@ -135,7 +155,22 @@ def train_best_response(env: BestResponseEnv, hp: DQNConfig, seed: int = 0, devi
             opt.step()
             if t % hp.target_every == 0:
                 tgt.load_state_dict(q.state_dict())
+        if done and checkpoint is not None and t + 1 - last_save >= ckpt_every and t + 1 < hp.steps:
+            # after step t's update, with the env's stream as it was before the new episode: a resumed run replays
+            # that reset and goes on exactly
+            _save_learner(checkpoint, sig, q, tgt, opt, (O, O2, A, R, D, L2), size, ptr, t + 1, rng,
+                          env_before_reset)
+            last_save = t + 1
     return q
+
+
+def _save_learner(path, sig, q, tgt, opt, replay, size, ptr, t, rng, env_rng_state):
+    tmp = Path(str(path) + ".tmp")
+    torch.save({"signature": sig, "q": q.state_dict(), "tgt": tgt.state_dict(), "opt": opt.state_dict(),
+                "replay": [a[:size].copy() for a in replay], "size": size, "ptr": ptr, "t": t,
+                "rng": rng.bit_generator.state, "env_rng": env_rng_state,
+                "torch_rng": torch.get_rng_state()}, tmp)
+    tmp.replace(path)
 
 
 def evaluate_best_response(env: BestResponseEnv, q: nn.Module, episodes: int, device="cpu") -> tuple[float, float]:
@@ -155,14 +190,26 @@ def evaluate_best_response(env: BestResponseEnv, q: nn.Module, episodes: int, de
 
 
 def approximate_exploitability(game, agent, hp: DQNConfig, seed: int = 0, device="cpu",
-                               progress: bool = False) -> dict:
+                               progress: bool = False, checkpoint_dir=None, ckpt_every: int = 10000) -> dict:
     """Best-response values of a DQN responder in each seat against ``agent`` and their mean (a lower bound of the
-    exact exploitability, NashConv / 2, of a two-player zero-sum game)."""
+    exact exploitability, NashConv / 2, of a two-player zero-sum game). With ``checkpoint_dir`` each seat's learner
+    checkpoints (``br_p<seat>.pt``) and a finished seat's value is kept (``br_p<seat>.json``): a killed job
+    resumes where it stopped."""
+    import json
+
     out = {}
     streams = np.random.SeedSequence(seed).spawn(2 * game.num_players())  # env and learner streams per seat
     for seat in range(game.num_players()):
+        done = Path(checkpoint_dir) / f"br_p{seat}.json" if checkpoint_dir else None
+        if done is not None and done.exists():
+            out.update(json.loads(done.read_text()))
+            continue
         env = BestResponseEnv(game, agent, seat, streams[2 * seat])
-        q = train_best_response(env, hp, int(streams[2 * seat + 1].generate_state(1)[0]), device, progress)
+        ck = Path(checkpoint_dir) / f"br_p{seat}.pt" if checkpoint_dir else None
+        q = train_best_response(env, hp, int(streams[2 * seat + 1].generate_state(1)[0]), device, progress, ck,
+                                ckpt_every)
         out[f"br/value_p{seat}"], out[f"br/ci95_p{seat}"] = evaluate_best_response(env, q, hp.eval_episodes, device)
+        if done is not None:
+            done.write_text(json.dumps({k: out[k] for k in (f"br/value_p{seat}", f"br/ci95_p{seat}")}))
     out["approx/exploitability"] = float(np.mean([out[f"br/value_p{s}"] for s in range(game.num_players())]))
     return out

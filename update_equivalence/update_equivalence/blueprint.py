@@ -185,10 +185,11 @@ def selfplay_batch(game, policy: NetPolicy, n_games: int, rng) -> dict:
             "returns": final}
 
 
-def _checkpoint(path, policy, opt, magnet, it, rng, hp, history):
+def _checkpoint(path, policy, opt, magnet, it, rng, hp, history, seed):
     tmp = Path(str(path) + ".tmp")
     policy.save(tmp, hp, {"optimizer": opt.state_dict(), "magnet": magnet.state_dict(), "iteration": it,
-                          "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history})
+                          "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history,
+                          "seed": seed})
     tmp.replace(path)
 
 
@@ -207,8 +208,8 @@ def train_blueprint(game, hp: BlueprintConfig, seed: int = 0, checkpoint=None, d
     start, history = 0, []
     if checkpoint is not None and Path(checkpoint).exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if ck["game"] != str(game) or ck["hp"] != asdict(hp):
-            raise ValueError(f"{checkpoint} belongs to another run (game or blueprint settings differ): "
+        if ck["game"] != str(game) or ck["hp"] != asdict(hp) or ck.get("seed") != seed:
+            raise ValueError(f"{checkpoint} belongs to another run (game, seed or blueprint settings differ): "
                              "use a fresh run_dir")
         policy.net.load_state_dict(ck["state_dict"])
         magnet.load_state_dict(ck["magnet"])
@@ -226,10 +227,12 @@ def train_blueprint(game, hp: BlueprintConfig, seed: int = 0, checkpoint=None, d
         a, old = torch.as_tensor(b["action"], device=dev), torch.as_tensor(b["logp"], device=dev, dtype=torch.float32)
         ret = torch.as_tensor(b["rtg"], device=dev, dtype=torch.float32)
         n = len(a)
+        with torch.no_grad():  # advantages from the value net before this batch's updates, fixed for its epochs
+            adv_all = ret - policy.net(x, m)[1]
         for _ in range(hp.epochs):
             for idx in torch.randperm(n, device=dev).split(hp.minibatch):
                 logp, v = policy.net(x[idx], m[idx])
-                adv = ret[idx] - v.detach()
+                adv = adv_all[idx]
                 ratio = (logp.gather(1, a[idx, None]).squeeze(1) - old[idx]).exp()
                 surr = torch.min(ratio * adv, ratio.clamp(1 - hp.clip, 1 + hp.clip) * adv).mean()
                 p = logp.exp()
@@ -252,6 +255,6 @@ def train_blueprint(game, hp: BlueprintConfig, seed: int = 0, checkpoint=None, d
         if callback is not None:
             callback(policy, history[-1])
         if checkpoint is not None:
-            _checkpoint(checkpoint, policy, opt, magnet, it + 1, rng, hp, history)
+            _checkpoint(checkpoint, policy, opt, magnet, it + 1, rng, hp, history, seed)
     policy.net.eval()
     return policy, history

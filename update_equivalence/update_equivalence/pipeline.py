@@ -92,7 +92,7 @@ def run(cfg: DictConfig) -> float:
             summary.update(common_payoff_study(game, eta, cfg.common.blueprints, cfg.common.concentration,
                                                m.tie_break, cfg.seed))
         elif cfg.study == "best_response":
-            summary.update(best_response_study(cfg, game, eta, alpha))
+            summary.update(best_response_study(cfg, game, eta, alpha, run_dir))
         elif cfg.study == "selfplay":
             summary.update(selfplay_study(cfg, game, eta, alpha))
         elif cfg.study == "blueprint":
@@ -137,7 +137,7 @@ def common_payoff_study(game, eta: float, n: int, concentration: float, tie_brea
             "common/mean_gain": float(g.mean()), "common/min_gain": float(g.min()), "data/blueprints": n}
 
 
-def best_response_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict:
+def best_response_study(cfg: DictConfig, game, eta: float, alpha: float, run_dir: Path) -> dict:
     """Approximate exploitability of ``br.opponent``: exact_search (small games: the exact planner's policy, whose
     exact exploitability is reported beside), sampled_search (the sampled planner, searching at every move: Table
     3's setting) or blueprint."""
@@ -160,7 +160,8 @@ def best_response_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict
         raise ValueError(f"br.opponent={b.opponent!r}: exact_search, sampled_search or blueprint")
     dqn = DQNConfig(steps=b.steps, hidden=b.hidden, lr=b.lr, batch_size=b.batch_size, buffer=b.buffer,
                     target_every=b.target_every, learn_start=b.learn_start, eval_episodes=b.eval_episodes)
-    out = approximate_exploitability(game, agent, dqn, cfg.seed, b.device, b.progress)
+    out = approximate_exploitability(game, agent, dqn, cfg.seed, b.device, b.progress, checkpoint_dir=run_dir,
+                                     ckpt_every=b.ckpt_every)
     if b.opponent != "sampled_search" and b.exact_eval:
         out["exact/exploitability"] = exploitability(game, agent)
     return out
@@ -168,19 +169,23 @@ def best_response_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict
 
 def selfplay_study(cfg: DictConfig, game, eta: float, alpha: float) -> dict:
     """Common-payoff self-play (Hanabi): every seat runs the same planner (multi-agent search, each searcher's
-    estimates taken under the common blueprint) vs the blueprint playing itself; mean scores with 95% CIs."""
+    estimates taken under the common blueprint) vs the blueprint playing itself, sampling its actions (the gain's
+    reference) and playing its argmax (what an argmax-playing searcher adds beyond argmax play); mean scores with
+    95% CIs."""
     import pyspiel
 
-    from update_equivalence.sampled import selfplay
+    from update_equivalence.sampled import ArgmaxPolicy, selfplay
 
     if game.get_type().utility != pyspiel.GameType.Utility.IDENTICAL:
         raise ValueError(f"{game} is not a common-payoff game: study=selfplay scores cooperative play (Hanabi)")
     blueprint = build_blueprint(game, cfg.blueprint, tabular_uniform=False)
-    s_planner, s_search, s_base = np.random.SeedSequence(cfg.seed).spawn(3)
+    s_planner, s_search, s_base, s_argmax = np.random.SeedSequence(cfg.seed).spawn(4)
     planner = _planner(cfg, game, blueprint, eta, alpha, s_planner)
     base = selfplay(game, blueprint, cfg.selfplay.games, s_base)
+    greedy_bp = selfplay(game, ArgmaxPolicy(blueprint, game.num_distinct_actions()), cfg.selfplay.games, s_argmax)
     srch = selfplay(game, planner, cfg.selfplay.games, s_search, progress=cfg.selfplay.progress)
     return {"selfplay/blueprint": base["mean"], "selfplay/blueprint_ci95": base["ci95"],
+            "selfplay/blueprint_argmax": greedy_bp["mean"], "selfplay/blueprint_argmax_ci95": greedy_bp["ci95"],
             "selfplay/search": srch["mean"], "selfplay/search_ci95": srch["ci95"],
             "selfplay/gain": srch["mean"] - base["mean"], "selfplay/games": cfg.selfplay.games,
             "speed/sec_per_move": srch["sec_per_move"], "search/fallbacks": planner.fallbacks}

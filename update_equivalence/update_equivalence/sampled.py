@@ -104,22 +104,33 @@ def rollouts(states, blueprint, rng, n_actions: int) -> np.ndarray:
             s.apply_action(int(a))
 
 
-def observation_record(state, player: int) -> list[str]:
-    """The searcher's observation string at every state of ``state``'s history: its perfect-recall information in
-    games without information-state strings (Hanabi), where the number of steps is public."""
+def observation(state, player: int):
+    """What ``player`` observes at ``state``: its observation string and, where the game has one, its observation
+    tensor. Both are needed: Hanabi's string omits the last move (playing either of two identical cards reads
+    the same) while its tensor records it."""
+    game = state.get_game()
+    t = bytes(np.asarray(state.observation_tensor(player), np.float32)) if game.get_type(
+    ).provides_observation_tensor else b""
+    return state.observation_string(player), t
+
+
+def observation_record(state, player: int) -> list:
+    """The searcher's observation at every state of ``state``'s history: its perfect-recall information in games
+    without information-state strings (Hanabi), where the number of steps is public."""
     game = state.get_game()
     s = game.new_initial_state()
-    out = [s.observation_string(player)]
+    out = [observation(s, player)]
     for a in state.history():
         s.apply_action(a)
-        out.append(s.observation_string(player))
+        out.append(observation(s, player))
     return out
 
 
 def enumerate_belief(game, state, player: int, blueprint, max_size: int = 200_000):
-    """The exact posterior over histories given the searcher's observations (:func:`observation_record`): every
-    history from the root with chance's and the other players' blueprint probabilities, the searcher's own actions
-    forced, pruned as soon as the searcher's observation differs. Returns (states, probabilities)."""
+    """The posterior over histories given the searcher's observations (:func:`observation_record`, strings and
+    tensors): every history from the root with chance's and the other players' blueprint probabilities, the
+    searcher's own actions forced, pruned as soon as the searcher's observation differs. Exact when the
+    observations are the searcher's whole information (Hanabi's are). Returns (states, probabilities)."""
     record, history = observation_record(state, player), state.history()
     n_actions = game.num_distinct_actions()
     actual = game.new_initial_state()
@@ -140,7 +151,7 @@ def enumerate_belief(game, state, player: int, blueprint, max_size: int = 200_00
                 branches = [] if mine else [(a, p[a] / p.sum()) for a in np.flatnonzero(p > 0)]
             for a, pa in branches:
                 c = s.child(int(a))
-                if not c.is_terminal() and c.observation_string(player) == record[d + 1]:
+                if not c.is_terminal() and observation(c, player) == record[d + 1]:
                     nxt.append(c)
                     nw.append(w[i] * pa)
         if not nxt:
@@ -202,8 +213,10 @@ class SampledPlanner:
         while count == 0 or (self.budget is not None and time.perf_counter() - t0 < self.budget):
             try:
                 particles = self._particles(state, player, cache)
-            except RuntimeError:  # a belief the blueprint makes (nearly) impossible: play the blueprint, count it
-                self.fallbacks += 1
+            except RuntimeError:  # a belief the blueprint makes (nearly) impossible
+                if count:  # a later round under a time budget: keep the rounds already estimated
+                    break
+                self.fallbacks += 1  # no estimate at all: play the blueprint, count it
                 self.last_particles, self.last_seconds = count, time.perf_counter() - t0
                 return pi
             children = [h.child(int(a)) for h in particles for a in acts for _ in range(self.n_rollouts)]
@@ -225,6 +238,16 @@ class SampledPlanner:
         if self.play == "argmax":
             return int(np.argmax(p))
         return int(self.rng.choice(self.n_actions, p=p))
+
+
+class ArgmaxPolicy:
+    """Plays the most probable action of ``policy``: the no-search baseline for planners with ``play="argmax"``."""
+
+    def __init__(self, policy, n_actions: int):
+        self.policy, self.n_actions = policy, n_actions
+
+    def act(self, state) -> int:
+        return int(np.argmax(blueprint_probs(self.policy, [state], self.n_actions)[0]))
 
 
 def _move(agent, state, rng) -> int:
