@@ -1,0 +1,22 @@
+"""Neural Functional Transformers (Zhou et al.; arXiv 2305.13546): weight-space features of MLPs, NP NF-Layers,
+the weight-space self-attention (NPAttention) and NFT blocks, invariant pooling, baselines, and batched SIREN
+fitting. Written from the paper and the spec; no code copied from the official repository."""
+from nft.layers import (
+    ChannelLayerNorm,
+    CrossAttentionPool,
+    GaussianFourier,
+    HNPPool,
+    LearnedPosEmbedding,
+    NFTBlock,
+    NPAttention,
+    NPLinear,
+    NPPool,
+    Pointwise,
+)
+from nft.models import NFN, NFT, MLPBaseline, StatNet
+from nft.siren import fit_sirens, siren_forward
+from nft.weight_space import WeightSpaceFeatures
+
+__all__ = ["NFN", "NFT", "ChannelLayerNorm", "CrossAttentionPool", "GaussianFourier", "HNPPool",
+           "LearnedPosEmbedding", "MLPBaseline", "NFTBlock", "NPAttention", "NPLinear", "NPPool", "Pointwise",
+           "StatNet", "WeightSpaceFeatures", "fit_sirens", "siren_forward"]
