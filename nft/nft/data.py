@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,11 @@ def digits_zoo(classes=None, copies: int = 4, hidden=(16, 16), steps: int = 200,
         zoo = {"weights": [torch.stack([p[0].weights[i] for p in parts]) for i in range(len(hidden) + 1)],
                "biases": [torch.stack([p[0].biases[i] for p in parts]) for i in range(len(hidden) + 1)],
                "mse": torch.stack([p[1] for p in parts])}
-        if path is not None:
+        if path is not None:  # written then renamed: a parallel job never reads half a file
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"spec": spec, "zoo": zoo}, path)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save({"spec": spec, "zoo": zoo}, tmp)
+            os.replace(tmp, path)
     n = len(images)
     order = np.random.default_rng(split_seed).permutation(n)
     n_test = int(round(test_frac * n))

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from shared.device import seed_everything
@@ -80,8 +80,13 @@ def run(cfg: DictConfig) -> float:
         opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
         ck, start = Path(run_dir) / "checkpoint.pt", 0
+        sig = {k: OmegaConf.to_container(cfg[k]) for k in ("zoo", "model", "optim")} | {"seed": cfg.seed}
+        sig["optim"].pop("epochs")  # more epochs extend a run; anything else makes it another run
         if ck.exists():  # a killed run resumes from its last finished epoch
             blob = torch.load(ck, weights_only=False)
+            if blob.get("signature") != sig:
+                raise ValueError(f"{ck} belongs to another run (zoo, model, optimiser settings or seed differ): use "
+                                 "a fresh run_dir")
             model.load_state_dict(blob["model"])
             opt.load_state_dict(blob["opt"])
             gen.set_state(blob["gen"])
@@ -101,7 +106,7 @@ def run(cfg: DictConfig) -> float:
             rec.log({"train/loss": loss.item()}, step=epoch + 1)
             tmp = ck.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                        "torch_rng": torch.get_rng_state(), "epoch": epoch + 1}, tmp)
+                        "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "signature": sig}, tmp)
             tmp.replace(ck)
         t_train = time.perf_counter() - t1
         perms = random_hidden_permutations(zoo["widths"], batch=xte.batch,

@@ -62,6 +62,11 @@ def test_pools_and_models_are_invariant():
         for model in (NFT(WIDTHS, 10, channels=8, heads=2), NFN(WIDTHS, 10, channels=8)):
             model.eval()
             assert torch.allclose(model(x.permute(hidden)), model(x), atol=1e-5)
+        # inputs and outputs have identities (position embeddings, HNPPool): permuting them must change the output
+        io = [torch.tensor([1, 0]), None, None, torch.tensor([2, 0, 1])]
+        nft = NFT(WIDTHS, 10, channels=8, heads=2).eval()
+        assert not torch.allclose(nft(x.permute(io)), nft(x), atol=1e-3)
+        assert not torch.allclose(HNPPool()(x.permute(io)), HNPPool()(x), atol=1e-3)
         mlp = MLPBaseline(sum(WIDTHS[i] * WIDTHS[i + 1] + WIDTHS[i + 1] for i in range(3)), 10)
         assert not torch.allclose(mlp(x.permute(hidden)), mlp(x), atol=1e-3)  # the baseline is not invariant
 
@@ -80,6 +85,65 @@ def test_uncoupled_permutation_changes_the_output():
     assert not close(back, a, atol=1e-3)
 
 
+def _attention_by_loops(attn: NPAttention, x: WeightSpaceFeatures) -> WeightSpaceFeatures:
+    """The spec's section 2.3 written entry by entry (one sample, one head at a time): an independent reference."""
+    H, ch, L = attn.H, attn.ch, x.n_layers
+    qkv = [attn.qkv(w[0].permute(1, 2, 0)) for w in x.weights]  # [n_out, n_in, 3C]
+    qkvb = [attn.qkv(b[0].T) for b in x.biases]  # [n_out, 3C]
+
+    def part(t, j, h):  # channels of q (j=0), k (1) or v (2) of head h
+        return t[..., h * 3 * ch + j * ch: h * 3 * ch + (j + 1) * ch]
+
+    out_w = [torch.zeros(w.shape[2], w.shape[3], attn.C) for w in x.weights]
+    out_b = [torch.zeros(b.shape[2], attn.C) for b in x.biases]
+    for h in range(H):
+        sl = slice(h * ch, (h + 1) * ch)
+        for s in range(L + 1):
+            toks = []  # (kind, index) with a [n_s, c_h] matrix per q, k, v
+            if s >= 1:
+                toks += [("col", k) for k in range(x.weights[s - 1].shape[3])] + [("bias", 0)]
+            if s < L:
+                toks += [("row", r) for r in range(x.weights[s].shape[2])]
+
+            def mat(tok, j, s=s, h=h):
+                kind, i = tok
+                if kind == "col":
+                    return part(qkv[s - 1][:, i], j, h)
+                if kind == "bias":
+                    return part(qkvb[s - 1], j, h)
+                return part(qkv[s][i, :], j, h)
+
+            n_s = mat(toks[0], 0).shape[0]
+            scores = torch.tensor([[float((mat(a, 0) * mat(b, 1)).sum()) for b in toks] for a in toks])
+            a = torch.softmax(scores / (ch * n_s) ** 0.5, dim=1)
+            for ti, tok in enumerate(toks):
+                o = sum(a[ti, tj] * mat(t2, 2) for tj, t2 in enumerate(toks))
+                kind, i = tok
+                if kind == "col":
+                    out_w[s - 1][:, i, sl] += o
+                elif kind == "bias":
+                    out_b[s - 1][:, sl] += o
+                else:
+                    out_w[s][i, :, sl] += o
+        means = [part(t, j, h).mean((0, 1)) for t in qkv for j in range(3)]  # per W: q, k, v
+        bmeans = [part(t, j, h).mean(0) for t in qkvb for j in range(3)]
+        q = torch.stack([means[3 * i] for i in range(L)] + [bmeans[3 * i] for i in range(L)])
+        k = torch.stack([means[3 * i + 1] for i in range(L)] + [bmeans[3 * i + 1] for i in range(L)])
+        v = torch.stack([means[3 * i + 2] for i in range(L)] + [bmeans[3 * i + 2] for i in range(L)])
+        g = torch.softmax(q @ k.T / ch ** 0.5, dim=1) @ v
+        for i in range(L):
+            out_w[i][:, :, sl] += g[i]
+            out_b[i][:, sl] += g[L + i]
+    return WeightSpaceFeatures(tuple(o.permute(2, 0, 1)[None] for o in out_w), tuple(o.T[None] for o in out_b))
+
+
+def test_attention_matches_a_loop_reference_of_the_spec():
+    torch.manual_seed(0)
+    attn, x = NPAttention(4, heads=2).eval(), feats(b=1)
+    with torch.no_grad():
+        assert close(attn(x), _attention_by_loops(attn, x))
+
+
 def test_one_token_per_set_is_a_per_set_linear_map():
     # a 1-1 "network": every neuron set has one neuron and each attention sees the tokens of its set; with one
     # head the softmax weights sum to one, so a set whose tokens are all equal returns the shared v unchanged
@@ -89,7 +153,7 @@ def test_one_token_per_set_is_a_per_set_linear_map():
     with torch.no_grad():
         out = attn(x)
         v = attn.qkv(torch.ones(4))[8:]
-    # set 0 has one token (the column of W_1) -> v; set 1 has W_1's row and b_1 (equal) -> v; global term -> v
+    # set 0 has one token (the row of W_1) -> v; set 1 has W_1's column and b_1 (equal) -> v; global term -> v
     assert torch.allclose(out.weights[0][0, :, 0, 0], 3 * v, atol=1e-5)
     assert torch.allclose(out.biases[0][0, :, 0], 2 * v, atol=1e-5)
 

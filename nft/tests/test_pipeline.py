@@ -49,6 +49,8 @@ def test_models_and_resume(tmp_path):
     (tmp_path / "half" / "metrics.json").unlink()  # a run killed after its first epoch
     resumed = _run(tmp_path / "half", TINY[:-1] + ["model=mlp", "optim.epochs=2"])
     assert resumed["test/acc"] == full["test/acc"] and resumed["train/acc"] == full["train/acc"]
+    with pytest.raises(ValueError, match="another run"):
+        _run(tmp_path / "half", TINY[:-1] + ["model=mlp", "optim.epochs=3", "optim.lr=0.01"])
 
 
 def test_bad_input_is_named(tmp_path):
