@@ -1,26 +1,20 @@
 """Slow tier: the tabular mini end to end (3 learners x 100 runs, the UCB-constant sweep) with its claims checked by
 shared.results against results/paper.yaml; the deep pipeline check on Procgen for both agents (shortened); the
 submitit_local launcher."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from shared import results
+from shared.testing import run_script
 
 PROJECT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 pytestmark = pytest.mark.slow
 
 
 def _run(args, timeout=900):
-    out = subprocess.run([sys.executable, *args], cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
-                         env=ENV)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out
+    return run_script(PROJECT, args, timeout)
 
 
 def test_mini_claims_hold(tmp_path):

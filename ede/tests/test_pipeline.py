@@ -10,18 +10,14 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from ede.pipeline import run, show_run
-from shared.testing import compose
+from shared.testing import compose, run_config
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _run(tmp_path, overrides):
     """One pipeline run in ``tmp_path`` with ``overrides``; its final metrics."""
-    cfg = compose(PROJECT / "configs", overrides)
-    with open_dict(cfg):
-        cfg.run_dir = str(tmp_path)
-    run(cfg)
-    return json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    return run_config(run, PROJECT / "configs", overrides, tmp_path)
 
 
 def test_train_py_writes_metrics_and_eval_shows_them(tmp_path):

@@ -1,24 +1,19 @@
 """Slow tier: the mini end to end with its claims checked by shared.results against results/paper.yaml, and the
 submitit_local launcher."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shared import results
+from shared.testing import run_script
 
 PROJECT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
-       "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 pytestmark = pytest.mark.slow
 
 
 def _run(args, timeout=900):
-    out = subprocess.run([sys.executable, *args], cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
-                         env=ENV)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return run_script(PROJECT, args, timeout, ENV)
 
 
 def test_mini_claims_hold(tmp_path):

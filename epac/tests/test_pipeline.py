@@ -6,21 +6,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from epac.pipeline import run, show_run
 from epac.report import main as report
-from shared.testing import compose
+from shared.testing import run_config
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _run(tmp_path, overrides):
-    cfg = compose(PROJECT / "configs", overrides)
-    with open_dict(cfg):
-        cfg.run_dir = str(tmp_path)
-    run(cfg)
-    return json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    return run_config(run, PROJECT / "configs", overrides, tmp_path)
 
 
 def test_train_py_writes_metrics_and_eval_shows_them(tmp_path):

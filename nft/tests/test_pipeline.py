@@ -7,23 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from nft import fit_sirens
 from nft.pipeline import run, show_run
-from shared.testing import compose
+from shared.testing import run_config
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY = ["zoo.classes=[0,1]", "zoo.copies=1", "zoo.steps=30", "optim.epochs=1", "model.channels=8"]
 
 
 def _run(tmp_path, overrides):
-    cfg = compose(PROJECT / "configs", overrides)
-    with open_dict(cfg):
-        cfg.run_dir = str(tmp_path)
-        cfg.zoo.cache_dir = str(tmp_path.parent / "cache")
-    run(cfg)
-    return json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    cache = {"zoo.cache_dir": str(tmp_path.parent / "cache")}
+    return run_config(run, PROJECT / "configs", overrides, tmp_path, **cache)
 
 
 def test_train_py_and_eval_py(tmp_path):

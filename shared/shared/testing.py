@@ -1,5 +1,6 @@
-"""Helpers the projects' tests share: compose a project's Hydra config in-process, and find config keys
-without the one-line comment CONVENTIONS section 3 asks for."""
+"""Helpers the projects' tests share: compose a project's Hydra config in-process, run a pipeline on it and read
+its metrics, run a project script in a subprocess, and find config keys without the one-line comment CONVENTIONS
+section 3 asks for."""
 from __future__ import annotations
 
 import re
@@ -16,6 +17,37 @@ def compose(config_dir: str | Path, overrides=(), name: str = "train", hydra: bo
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
         return hydra_compose(name, overrides=list(overrides), return_hydra_config=hydra)
+
+
+def run_config(run, config_dir: str | Path, overrides, run_dir: str | Path, **set_keys) -> dict:
+    """Compose ``config_dir``'s train config with ``overrides``, set ``run_dir`` (and any dotted ``set_keys``,
+    e.g. ``{"zoo.cache_dir": ...}`` passed as ``**{...}``), call the project's ``run(cfg)`` and return the final
+    metrics of its ``metrics.json``."""
+    import json
+
+    from omegaconf import OmegaConf, open_dict
+
+    cfg = compose(config_dir, overrides)
+    with open_dict(cfg):
+        cfg.run_dir = str(run_dir)
+        for key, value in set_keys.items():
+            OmegaConf.update(cfg, key, value)
+    run(cfg)
+    return json.loads((Path(run_dir) / "metrics.json").read_text())["metrics"]
+
+
+def run_script(project_dir: str | Path, args, timeout: int = 900, env: dict | None = None):
+    """``python <args>`` in ``project_dir`` with one CPU thread and W&B off (plus ``env``); fails the test with
+    the output's tail when the exit status is not 0. Returns the completed process."""
+    import os
+    import subprocess
+    import sys
+
+    full = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", **(env or {})}
+    out = subprocess.run([sys.executable, *args], cwd=project_dir, capture_output=True, text=True, timeout=timeout,
+                         env=full)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
 
 
 def undocumented_keys(config_dir: str | Path) -> list[str]:

@@ -1,8 +1,5 @@
 """Slow tier: the mini (A, B, D) end to end with its claims checked by shared.results against results/paper.yaml;
 the DQN best responder against exact best-response values (Kuhn, uniform blueprint); the submitit_local launcher."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +8,16 @@ from open_spiel.python import policy as osp
 from open_spiel.python.algorithms import best_response as obr
 
 from shared import results
+from shared.testing import run_script
 from update_equivalence import load_game
 from update_equivalence.best_response import DQNConfig, approximate_exploitability
 
 PROJECT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 pytestmark = pytest.mark.slow
 
 
 def _run(args, timeout=900):
-    out = subprocess.run([sys.executable, *args], cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
-                         env=ENV)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return run_script(PROJECT, args, timeout)
 
 
 def test_mini_claims_hold(tmp_path):

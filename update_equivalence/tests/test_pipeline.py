@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
-from shared.testing import compose
+from shared.testing import run_config
 from update_equivalence.pipeline import run, show_run
 from update_equivalence.report import plot_exploitability
 
@@ -16,11 +16,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _run(tmp_path, overrides):
-    cfg = compose(PROJECT / "configs", overrides)
-    with open_dict(cfg):
-        cfg.run_dir = str(tmp_path)
-    run(cfg)
-    return json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    return run_config(run, PROJECT / "configs", overrides, tmp_path)
 
 
 def test_train_py_writes_metrics_and_eval_shows_them(tmp_path):
