@@ -1,10 +1,12 @@
-"""Neural Functional Transformers (Zhou et al.; arXiv 2305.13546): weight-space features of MLPs, NP NF-Layers,
-the weight-space self-attention (NPAttention) and NFT blocks, invariant pooling, baselines, and batched SIREN
-fitting. Written from the paper and the spec; no code copied from the official repository."""
+"""Neural Functional Transformers (Zhou et al.; arXiv 2305.13546): weight-space features of MLPs and CNNs, NP and
+HNP NF-Layers, the weight-space self-attention (NPAttention) and NFT blocks, invariant pooling, baselines,
+Inr2Array and batched SIREN fitting. Written from the paper and the spec; no code copied from the official
+repository."""
 from nft.layers import (
     ChannelLayerNorm,
     CrossAttentionPool,
     GaussianFourier,
+    HNPLinear,
     HNPPool,
     LearnedPosEmbedding,
     NFTBlock,
@@ -13,10 +15,10 @@ from nft.layers import (
     NPPool,
     Pointwise,
 )
-from nft.models import NFN, NFT, MLPBaseline, StatNet
+from nft.models import NFN, NFT, MLPBaseline, NFTEncoder, StatNet
 from nft.siren import fit_sirens, siren_forward
 from nft.weight_space import WeightSpaceFeatures
 
-__all__ = ["NFN", "NFT", "ChannelLayerNorm", "CrossAttentionPool", "GaussianFourier", "HNPPool",
-           "LearnedPosEmbedding", "MLPBaseline", "NFTBlock", "NPAttention", "NPLinear", "NPPool", "Pointwise",
-           "StatNet", "WeightSpaceFeatures", "fit_sirens", "siren_forward"]
+__all__ = ["NFN", "NFT", "ChannelLayerNorm", "CrossAttentionPool", "GaussianFourier", "HNPLinear", "HNPPool",
+           "LearnedPosEmbedding", "MLPBaseline", "NFTBlock", "NFTEncoder", "NPAttention", "NPLinear", "NPPool",
+           "Pointwise", "StatNet", "WeightSpaceFeatures", "fit_sirens", "siren_forward"]

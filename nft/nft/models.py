@@ -3,7 +3,7 @@
 - ``MLPBaseline``: an MLP on the flattened parameters (not invariant to anything).
 - ``StatNet`` (Unterthiner et al. 2020): 7 statistics per tensor (mean, variance, quantiles 0, .25, .5, .75, 1)
   -> MLP.
-- ``NFN``: Gaussian Fourier features -> NPLinear + ReLU blocks -> HNPPool -> MLP (NFN-NP, as the spec's mini).
+- ``NFN``: Gaussian Fourier features -> NPLinear (NFN-NP) or HNPLinear (NFN-HNP) + ReLU -> HNPPool -> MLP.
 - ``NFT``: Gaussian Fourier features -> learned input/output position embeddings -> NFT blocks -> HNPPool -> MLP.
 """
 from __future__ import annotations
@@ -11,17 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nft.layers import GaussianFourier, HNPPool, LearnedPosEmbedding, NFTBlock, NPLinear, Pointwise
+from nft.layers import GaussianFourier, HNPLinear, HNPPool, LearnedPosEmbedding, NFTBlock, NPLinear, Pointwise
 from nft.weight_space import WeightSpaceFeatures
 
 
 def _head(d_in: int, hidden: int, n_out: int, dropout: float) -> nn.Module:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_out))
-
-
-def _hnp_size(widths, channels: int) -> int:
-    L = len(widths) - 1
-    return channels * (2 * L + widths[0] + 2 * widths[-1])
 
 
 class MLPBaseline(nn.Module):
@@ -57,20 +52,25 @@ class StatNet(nn.Module):
 
 
 class NFN(nn.Module):
-    """NFN-NP: Fourier features (m, scale) -> ``depth`` x (NPLinear, ReLU) -> HNPPool -> MLP head."""
+    """NFN: Fourier features (m, scale) -> ``depth`` x (NF-Layer, ReLU) -> HNPPool -> MLP head. ``mode="np"``
+    uses NPLinear (NFN-NP; no input/output position encoding), ``mode="hnp"`` HNPLinear (NFN-HNP)."""
 
     def __init__(self, widths, n_out: int, channels: int = 32, depth: int = 2, fourier_m: int = 16,
-                 fourier_scale: float = 1.0, head_hidden: int = 256, dropout: float = 0.0):
+                 fourier_scale: float = 1.0, head_hidden: int = 256, dropout: float = 0.0, mode: str = "np",
+                 filters=None):
         super().__init__()
+        if mode not in ("np", "hnp"):
+            raise ValueError(f"mode={mode!r}: np | hnp")
         L = len(widths) - 1
         self.enc = GaussianFourier(fourier_m, fourier_scale)
         c = 2 * fourier_m
         self.layers = nn.ModuleList()
         for _ in range(depth):
-            self.layers.append(NPLinear(L, c, channels))
+            self.layers.append(NPLinear(L, c, channels, filters) if mode == "np"
+                               else HNPLinear(widths, c, channels, filters))
             c = channels
         self.pool = HNPPool()
-        self.head = _head(_hnp_size(widths, channels), head_hidden, n_out, dropout)
+        self.head = _head(HNPPool.out_size(widths, channels, filters), head_hidden, n_out, dropout)
 
     def forward(self, x: WeightSpaceFeatures) -> torch.Tensor:
         x = self.enc(x)
@@ -79,23 +79,37 @@ class NFN(nn.Module):
         return self.head(self.pool(x))
 
 
-class NFT(nn.Module):
-    """Fourier features -> Pointwise to ``channels`` -> learned position embeddings -> ``depth`` NFT blocks ->
-    HNPPool -> MLP head."""
+class NFTEncoder(nn.Module):
+    """Fourier features -> Pointwise to ``channels`` -> learned position embeddings -> ``depth`` NFT blocks: weight
+    space to weight-space features (equivariant to S_HNP)."""
 
-    def __init__(self, widths, n_out: int, channels: int = 32, depth: int = 2, heads: int = 4, ff_factor: int = 2,
-                 fourier_m: int = 16, fourier_scale: float = 1.0, head_hidden: int = 256, dropout: float = 0.0):
+    def __init__(self, widths, channels: int = 32, depth: int = 2, heads: int = 4, ff_factor: int = 2,
+                 fourier_m: int = 16, fourier_scale: float = 1.0, dropout: float = 0.0, filters=None):
         super().__init__()
         L = len(widths) - 1
         self.enc = GaussianFourier(fourier_m, fourier_scale)
-        self.proj = Pointwise(L, 2 * fourier_m, channels)
+        self.proj = Pointwise(L, 2 * fourier_m, channels, filters)
         self.pos = LearnedPosEmbedding(widths, channels)
-        self.blocks = nn.ModuleList([NFTBlock(L, channels, heads, ff_factor, dropout) for _ in range(depth)])
-        self.pool = HNPPool()
-        self.head = _head(_hnp_size(widths, channels), head_hidden, n_out, dropout)
+        self.blocks = nn.ModuleList([NFTBlock(L, channels, heads, ff_factor, dropout, filters) for _ in range(depth)])
 
-    def forward(self, x: WeightSpaceFeatures) -> torch.Tensor:
+    def forward(self, x: WeightSpaceFeatures) -> WeightSpaceFeatures:
         x = self.pos(self.proj(self.enc(x)))
         for block in self.blocks:
             x = block(x)
-        return self.head(self.pool(x))
+        return x
+
+
+class NFT(nn.Module):
+    """NFT classifier/regressor: ``NFTEncoder`` -> HNPPool -> MLP head."""
+
+    def __init__(self, widths, n_out: int, channels: int = 32, depth: int = 2, heads: int = 4, ff_factor: int = 2,
+                 fourier_m: int = 16, fourier_scale: float = 1.0, head_hidden: int = 256, dropout: float = 0.0,
+                 filters=None):
+        super().__init__()
+        self.encoder = NFTEncoder(widths, channels, depth, heads, ff_factor, fourier_m, fourier_scale, dropout,
+                                  filters)
+        self.pool = HNPPool()
+        self.head = _head(HNPPool.out_size(widths, channels, filters), head_hidden, n_out, dropout)
+
+    def forward(self, x: WeightSpaceFeatures) -> torch.Tensor:
+        return self.head(self.pool(self.encoder(x)))

@@ -1,9 +1,13 @@
-"""Weight-space features of MLPs: per layer i = 1..L a weight tensor W_i [B, C, n_i, n_{i-1}] and a bias b_i
-[B, C, n_i], C feature channels per entry (C = 1 for raw parameters). The neuron sets are 0 (inputs), 1..L-1
-(hidden) and L (outputs); permuting set l by sigma (rows of W_l, entries of b_l, columns of W_{l+1}) is a neuron
-permutation (S_NP); restricted to the hidden sets 1..L-1 it leaves an MLP's function unchanged (S_HNP).
+"""Weight-space features of MLPs and CNNs: per layer i = 1..L a weight tensor W_i [B, C, n_i, n_{i-1}] (fully
+connected) or [B, C, n_i, n_{i-1}, h, w] (a convolution with an h x w filter) and a bias b_i [B, C, n_i], C feature
+channels per entry (C = 1 for raw parameters). The neuron sets are 0 (inputs), 1..L-1 (hidden; a conv layer's
+neurons are its output channels) and L (outputs); permuting set l by sigma (rows of W_l, entries of b_l, columns of
+W_{l+1}) is a neuron permutation (S_NP); restricted to the hidden sets 1..L-1 it leaves the network's function
+unchanged (S_HNP).
 
-CNN weight spaces (filter dims folded into channels, as the paper does) are not implemented yet: see the README.
+CNNs: conv layers come first, then fully connected ones, with a global pooling between them (the first FC layer
+takes one input per channel of the last conv layer), as in the paper and the Small CNN Zoo. Layers fold a
+filter's h x w positions into the channel axis (``fold``: C -> C h w per entry), so every NF-Layer applies to both.
 """
 from __future__ import annotations
 
@@ -27,10 +31,14 @@ class WeightSpaceFeatures:
         if not w or len(w) != len(b):
             raise ValueError(f"need one bias per weight tensor and at least one layer: {len(w)} weights, {len(b)} "
                              "biases")
-        if any(t.dim() != 4 for t in w) or any(t.dim() != 3 for t in b):
-            raise ValueError("weights must be [B, C, n_out, n_in] and biases [B, C, n_out] (MLP weight spaces; "
-                             "CNN filters are not supported yet: fold them into channels first). Got weight dims "
+        if any(t.dim() not in (4, 6) for t in w) or any(t.dim() != 3 for t in b):
+            raise ValueError("weights must be [B, C, n_out, n_in] (fully connected) or [B, C, n_out, n_in, h, w] "
+                             "(convolutions) and biases [B, C, n_out]. Got weight dims "
                              f"{[t.dim() for t in w]}, bias dims {[t.dim() for t in b]}")
+        kinds = [t.dim() for t in w]
+        if any(a == 4 and c == 6 for a, c in zip(kinds, kinds[1:])):
+            raise ValueError(f"a convolution follows a fully connected layer (weight dims {kinds}): CNN weight "
+                             "spaces are conv layers first, then fully connected ones")
         B, C = w[0].shape[:2]
         for i, (wi, bi) in enumerate(zip(w, b)):
             if wi.shape[:2] != (B, C) or bi.shape[:2] != (B, C):
@@ -41,6 +49,11 @@ class WeightSpaceFeatures:
             if i and wi.shape[3] != w[i - 1].shape[2]:
                 raise ValueError(f"layer {i} takes {wi.shape[3]} inputs but layer {i - 1} has {w[i - 1].shape[2]} "
                                  "outputs: the weight shapes do not chain")
+
+    @property
+    def filter_shapes(self) -> tuple:
+        """Per layer: () for a fully connected layer, (h, w) for a convolution."""
+        return tuple(tuple(t.shape[4:]) for t in self.weights)
 
     @property
     def n_layers(self) -> int:
@@ -122,3 +135,37 @@ def from_state_dicts(params: list[dict]) -> WeightSpaceFeatures:
     w = tuple(torch.stack([p[k] for p in params])[:, None] for k in wk)
     b = tuple(torch.stack([p[k] for p in params])[:, None] for k in bk)
     return WeightSpaceFeatures(w, b)
+
+
+def filter_size(shape) -> int:
+    """Entries of one filter: 1 for a fully connected layer, h w for a convolution."""
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+def fold(t: torch.Tensor) -> torch.Tensor:
+    """[B, C, o, i, h, w] -> [B, C h w, o, i] (filter positions folded into channels); 4-D tensors pass."""
+    if t.dim() == 4:
+        return t
+    B, C, o, i, h, w = t.shape
+    return t.permute(0, 1, 4, 5, 2, 3).reshape(B, C * h * w, o, i)
+
+
+def unfold(t: torch.Tensor, shape) -> torch.Tensor:
+    """Inverse of ``fold`` for filter ``shape`` (h, w); () passes."""
+    if not shape:
+        return t
+    B, Ck, o, i = t.shape
+    h, w = shape
+    return t.view(B, Ck // (h * w), h, w, o, i).permute(0, 1, 4, 5, 2, 3)
+
+
+def check_filters(x: WeightSpaceFeatures, filters, who: str) -> None:
+    """A layer built for one weight space (``filters``: per-layer filter shapes, () for FC) refuses another."""
+    if x.filter_shapes != tuple(tuple(f) for f in filters):
+        kind = "an MLP" if not any(filters) else "a CNN"
+        raise ValueError(f"{who} was built for {kind} weight space with filter shapes {tuple(filters)}, got "
+                         f"{x.filter_shapes}: pass filters=<the input's filter_shapes> when building it (MLP and CNN "
+                         "weight spaces do not mix)")

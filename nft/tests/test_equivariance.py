@@ -170,8 +170,8 @@ def test_bad_input_is_named():
     x = feats()
     with pytest.raises(ValueError, match="do not chain"):
         WeightSpaceFeatures((x.weights[0], x.weights[2]), (x.biases[0], x.biases[2]))
-    with pytest.raises(ValueError, match="CNN"):
-        WeightSpaceFeatures((torch.zeros(1, 1, 3, 2, 3, 3),), (torch.zeros(1, 1, 3),))
+    with pytest.raises(ValueError, match="convolutions"):
+        WeightSpaceFeatures((torch.zeros(1, 1, 3, 2, 3),), (torch.zeros(1, 1, 3),))
     with pytest.raises(ValueError, match="divisible by heads"):
         NPAttention(6, heads=4)
     with pytest.raises(ValueError, match="one bias per weight"):
