@@ -17,7 +17,7 @@ export PYTHON
 
 .PHONY: help env test test-slow test-gpu mini repro check clean
 help: ## list this project's targets
-	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9%_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 env: ## build/refresh $(VENV) from requirements.txt (no-op when unchanged; from the root, the root's env)
 	@if [ -z "$(REPRO_ROOT_ENV)" ]; then bash ../scripts/env.sh "$(VENV)" $(PROJECT); fi

@@ -13,7 +13,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 @pytest.mark.parametrize("launcher", [None, "slurm"])
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(experiment, launcher):
-    check_experiment(CONFIGS, experiment, launcher, groups=("model",))
+    check_experiment(CONFIGS, experiment, launcher, groups=("model", "zoo"))
 
 
 def test_default_and_unknown_key():
