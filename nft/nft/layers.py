@@ -339,7 +339,7 @@ class NPAttention(nn.Module):
         z = _last(t, lin)
         B = z.shape[0]
         z = z.reshape(B, self.H, 3, self.ch, *z.shape[2:])
-        return z[:, :, 0], z[:, :, 1], z[:, :, 2]
+        return z.unbind(2)  # one backward op (a stack), where three selects would zero-fill three full copies
 
     def _attend(self, q, k, v):  # [B, H, T, D] -> [B, H, T, D], scores / sqrt(D)
         p = self.dropout if self.training else 0.0
