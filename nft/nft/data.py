@@ -85,8 +85,11 @@ def fit_shard(images, fit: dict, copy: int, shard: int, n_shards: int, path, pro
     return blob
 
 
-def zoo_key(source: str, classes, fit: dict, n_images: int) -> str:
-    spec = {"source": source, "classes": sorted(classes) if classes else None, "n_images": n_images, **fit}
+def zoo_key(source: str, classes, fit: dict, images: torch.Tensor) -> str:
+    """The cache key: the source, classes, fitting settings and a hash of the images themselves (another file with
+    as many images is another zoo)."""
+    spec = {"source": source, "classes": sorted(classes) if classes else None, "n_images": len(images), **fit,
+            "images": hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()}
     spec.pop("chunk", None)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -100,7 +103,7 @@ def siren_zoo(source: str = "digits", classes=None, copies: int = 4, hidden=(16,
     a random split by image (``test_frac``, ``val_frac`` of the images, ``split_seed``)."""
     images, labels, n_classes = load_images(source, root, download, classes)
     fit = {"hidden": list(hidden), "steps": steps, "lr": lr, "w0_first": w0_first, "w0_hidden": w0_hidden}
-    key = zoo_key(source, classes, fit, len(images))
+    key = zoo_key(source, classes, fit, images)
     parts, missing = [], []
     for c in range(copies):
         shards = []
@@ -157,7 +160,7 @@ def fit_zoo_shard(source, classes, hidden, steps, lr, w0_first, w0_hidden, copy:
     """One job of the fitting array: fit (copy, shard) unless it is cached; returns its path."""
     images, _, _ = load_images(source, root, download, classes)
     fit = {"hidden": list(hidden), "steps": steps, "lr": lr, "w0_first": w0_first, "w0_hidden": w0_hidden}
-    path = _shard_path(cache_dir, zoo_key(source, classes, fit, len(images)), copy, shard, n_shards)
+    path = _shard_path(cache_dir, zoo_key(source, classes, fit, images), copy, shard, n_shards)
     if not path.exists():
         fit_shard(images, fit, copy, shard, n_shards, path, progress)
     return path

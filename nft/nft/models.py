@@ -33,9 +33,12 @@ class MLPBaseline(nn.Module):
 
 
 class StatNet(nn.Module):
+    """7 statistics per tensor -> MLP(hidden, hidden) -> n_out (Unterthiner et al.: two hidden layers of 1000)."""
+
     def __init__(self, n_layers: int, n_out: int, hidden: int = 1000):
         super().__init__()
-        self.head = _head(2 * n_layers * 7, hidden, n_out, 0.0)
+        self.head = nn.Sequential(nn.Linear(2 * n_layers * 7, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, n_out))
 
     @staticmethod
     def features(x: WeightSpaceFeatures) -> torch.Tensor:

@@ -16,6 +16,7 @@ Every training phase checkpoints after each epoch and resumes a killed run (anot
 the best-validation state is what gets tested."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -118,10 +119,12 @@ def _schedule(o, total_steps: int):
 
 
 def fit_epochs(name: str, model, train, loss_fn, val_fn, o, run_dir, signature: dict, seed: int, rec,
-               progress: bool, device) -> dict:
+               progress: bool, device, optim_path=("optim",), step_offset: int = 0) -> dict:
     """Train ``model`` for ``o.epochs`` passes over ``train`` (AdamW, warm-up + schedule), scoring ``val_fn(model)``
-    (higher is better) after every epoch; checkpoint ``checkpoint_<name>.pt`` each epoch (a killed run resumes;
-    another run's checkpoint is refused); leaves the best-validation state in ``model``; returns its scores."""
+    (higher is better; NaN counts as worst) after every epoch; checkpoint ``checkpoint_<name>.pt`` each epoch (a
+    killed run resumes, random states included; another run's checkpoint is refused); leaves the best-validation
+    state in ``model``; returns its scores. ``optim_path``: where ``o`` sits in ``signature`` (a constant schedule
+    may be extended by more epochs); ``step_offset``: added to the logged epoch (phases of one run)."""
     opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     per_epoch = math.ceil(_size(train) / o.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(o, o.epochs * per_epoch))
@@ -129,10 +132,13 @@ def fit_epochs(name: str, model, train, loss_fn, val_fn, o, run_dir, signature: 
     ck, start = Path(run_dir) / f"checkpoint_{name}.pt", 0
     sig = json.loads(json.dumps(signature, default=str))
     if o.schedule == "constant" and o.warmup_steps == 0:
-        sig.get("optim", {}).pop("epochs", None)  # more epochs extend a run; anything else makes it another run
+        block = sig
+        for k in optim_path:
+            block = block[k]
+        block.pop("epochs", None)  # more epochs extend a run; anything else makes it another run
     best, best_state, best_epoch = -math.inf, None, 0
     if ck.exists():
-        blob = torch.load(ck, weights_only=False, map_location=device)
+        blob = torch.load(ck, weights_only=False, map_location="cpu")  # RNG states must stay on the CPU
         if blob.get("signature") != sig:
             raise ValueError(f"{ck} belongs to another run (data, model, optimiser settings or seed differ): use a "
                              "fresh run_dir")
@@ -141,6 +147,8 @@ def fit_epochs(name: str, model, train, loss_fn, val_fn, o, run_dir, signature: 
         sched.load_state_dict(blob["sched"])
         gen.set_state(blob["gen"])
         torch.set_rng_state(blob["torch_rng"])
+        if blob.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(blob["cuda_rng"])
         start, best, best_state, best_epoch = blob["epoch"], blob["best"], blob["best_state"], blob["best_epoch"]
     for epoch in tqdm(range(start, o.epochs), desc=name, disable=not progress, initial=start, total=o.epochs):
         model.train()
@@ -156,13 +164,16 @@ def fit_epochs(name: str, model, train, loss_fn, val_fn, o, run_dir, signature: 
             sched.step()
         model.eval()
         score = float(val_fn(model))
-        rec.log({f"{name}/train_loss": loss.item(), f"{name}/val_score": score}, step=epoch + 1)
+        score = -math.inf if math.isnan(score) else score  # a NaN score (e.g. tau of constant predictions) is worst
+        rec.log({f"{name}/train_loss": loss.item(), f"{name}/val_score": score}, step=step_offset + epoch + 1)
         if score > best or best_state is None:
             best, best_epoch = score, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         tmp = ck.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "best": best,
+                    "gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    "epoch": epoch + 1, "best": best,
                     "best_state": best_state, "best_epoch": best_epoch, "signature": sig}, tmp)
         tmp.replace(ck)
     if best_state is not None:
@@ -180,8 +191,27 @@ def _siren_zoo(cfg, progress: bool):
                      z.split_seed, z.cache_dir, z.n_shards, z.fit_missing, z.root, z.download, progress)
 
 
+_NOT_IN_SIGNATURE = {"zoo": ("cache_dir", "root", "download", "fit_missing", "fit_copy", "fit_shard", "n_shards"),
+                     "cnn_zoo": ("root",)}
+
+
 def _signature(cfg, *blocks) -> dict:
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) for k in blocks} | {"seed": cfg.seed}
+    """What makes a checkpoint this run's: the settings of ``blocks`` and the seed, without paths and switches that
+    do not change the result (a moved cache or data folder still resumes)."""
+    sig = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in blocks} | {"seed": cfg.seed}
+    for k, drop in _NOT_IN_SIGNATURE.items():
+        for d in drop if k in sig else ():
+            sig[k].pop(d, None)
+    return sig
+
+
+def _fingerprint(model) -> str:
+    """A hash of a model's parameters (a later phase's checkpoint records which model it was trained on)."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _n_params(x) -> int:
@@ -258,10 +288,10 @@ def run_inr2array(cfg, rec, run_dir, device) -> dict:
     def acc(mod, lat, y):
         return float((_apply(mod, lat, device=device).argmax(1) == y).float().mean())
 
+    csig = _signature(cfg, "zoo", "model", "optim", "latent_classifier") | {"autoencoder": _fingerprint(ae)}
     cinfo = fit_epochs("classifier", clf, (ltr, ytr), lambda mod, b: F.cross_entropy(mod(b[0]), b[1]),
-                       lambda mod: acc(mod, lva, yva), c.optim, run_dir,
-                       _signature(cfg, "zoo", "model", "optim", "latent_classifier"), cfg.seed, rec, cfg.progress,
-                       device)
+                       lambda mod: acc(mod, lva, yva), c.optim, run_dir, csig, cfg.seed, rec, cfg.progress, device,
+                       optim_path=("latent_classifier", "optim"), step_offset=cfg.optim.epochs)
     logits, logits_p = _apply(clf, lte, device=device), _apply(clf, lte_p, device=device)
     pred, pred_p = logits.argmax(1), logits_p.argmax(1)
     _plot_reconstructions(ae, rte, norm, target, zoo["image_shape"], Path(run_dir) / "reconstructions.png", device)

@@ -2,6 +2,8 @@
 permutations at every depth but not to input/output ones; every layer is equivariant on CNN weight spaces (filters
 folded into channels); a CNN's function ignores a permutation of its hidden channels (the action is right); MLP and
 CNN weight spaces do not mix."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -122,3 +124,56 @@ def test_mlp_and_cnn_weight_spaces_do_not_mix():
     with pytest.raises(ValueError, match="follows a fully connected"):
         WeightSpaceFeatures((torch.randn(1, 1, 4, 2, generator=g), torch.randn(1, 1, 3, 4, 3, 3, generator=g)),
                             (torch.randn(1, 1, 4, generator=g), torch.randn(1, 1, 3, generator=g)))
+
+
+def _entries_fixed(widths, perms) -> int:
+    """How many weight-space entries (weights and biases) a neuron permutation leaves in place: the character of
+    the permutation representation."""
+    fixed = [(p == torch.arange(len(p))) if p is not None else torch.ones(n, dtype=torch.bool)
+             for p, n in zip(perms, widths)]
+    return sum(int(fixed[i + 1].sum()) * int(fixed[i].sum()) + int(fixed[i + 1].sum())
+               for i in range(len(widths) - 1))
+
+
+def _group(widths, sets):
+    """Every element of the product of the symmetric groups of ``sets`` (the others fixed)."""
+    from itertools import permutations, product
+
+    choices = [list(permutations(range(widths[s]))) if s in sets else [None] for s in range(len(widths))]
+    for combo in product(*choices):
+        yield [torch.tensor(c) if c is not None else None for c in combo]
+
+
+def _span_dim(make, widths, draws: int) -> int:
+    """The dimension of the space of linear maps a layer can express: the rank of its linear parts (columns = the
+    layer applied to every basis vector, minus its value at 0: one batched call) over random parameter draws."""
+    torch.manual_seed(0)
+    L = len(widths) - 1
+    shapes = [(widths[i + 1], widths[i]) for i in range(L)] + [(widths[i + 1],) for i in range(L)]
+    n = sum(math.prod(sh) for sh in shapes)
+    basis = torch.cat([torch.zeros(1, n), torch.eye(n)])  # 0, then e_1 .. e_n
+    parts = basis.split([math.prod(sh) for sh in shapes], 1)
+    x = WeightSpaceFeatures(tuple(p.view(n + 1, 1, *sh) for p, sh in zip(parts[:L], shapes[:L])),
+                            tuple(p.view(n + 1, 1, *sh) for p, sh in zip(parts[L:], shapes[L:])))
+    maps = []
+    with torch.no_grad():
+        for _ in range(draws):
+            layer = make()
+            for p in layer.parameters():
+                torch.nn.init.normal_(p)
+            y = layer(x)
+            out = torch.cat([t.flatten(1) for t in y.weights + y.biases], 1)
+            maps.append((out[1:] - out[:1]).flatten())
+    return int(torch.linalg.matrix_rank(torch.stack(maps).double()))
+
+
+@pytest.mark.parametrize("widths", [(2, 3, 2), (2, 3, 3, 2)])
+def test_nf_layers_span_every_equivariant_linear_map(widths):
+    # Burnside: dim Hom_G(V, V) = mean over g of chi(g)^2, chi = entries fixed by g. HNPLinear must reach all the
+    # S_HNP-equivariant maps (hidden sets permuted) and NPLinear all the S_NP-equivariant ones (every set).
+    L = len(widths) - 1
+    for make, sets in ((lambda: HNPLinear(widths, 1, 1), set(range(1, L))), (lambda: NPLinear(L, 1, 1),
+                                                                            set(range(L + 1)))):
+        chis = [_entries_fixed(widths, g) for g in _group(widths, sets)]
+        want = round(sum(c * c for c in chis) / len(chis))
+        assert _span_dim(make, widths, want + 10) == want

@@ -39,7 +39,7 @@ def test_train_py_and_eval_py(tmp_path):
     assert shown["model"] == "nft" and shown["test/acc"] == m["test/acc"]
 
 
-def test_models_and_resume(tmp_path):
+def test_models_extension_and_foreign_checkpoints(tmp_path):
     for name in ("mlp", "statnet", "nfn", "nfn_hnp"):
         over = TINY[:-1] + [f"model={name}"] + (["model.channels=8"] if name.startswith("nfn") else [])
         m = _run(tmp_path / name, over)
@@ -48,11 +48,36 @@ def test_models_and_resume(tmp_path):
             assert m["test/perm_agreement"] == 1.0
     full = _run(tmp_path / "full", TINY[:-1] + ["model=mlp", "optim.epochs=2"])
     _run(tmp_path / "half", TINY[:-1] + ["model=mlp", "optim.epochs=1"])
-    (tmp_path / "half" / "metrics.json").unlink()  # a run killed after its first epoch
-    resumed = _run(tmp_path / "half", TINY[:-1] + ["model=mlp", "optim.epochs=2"])
-    assert resumed["test/acc"] == full["test/acc"] and resumed["train/acc"] == full["train/acc"]
+    extended = _run(tmp_path / "half", TINY[:-1] + ["model=mlp", "optim.epochs=2"])  # a constant schedule extends
+    assert extended["test/acc"] == full["test/acc"] and extended["train/acc"] == full["train/acc"]
     with pytest.raises(ValueError, match="another run"):
         _run(tmp_path / "half", TINY[:-1] + ["model=mlp", "optim.epochs=3", "optim.lr=0.01"])
+
+
+def test_a_killed_run_resumes_bitwise_with_dropout_and_a_schedule(tmp_path, monkeypatch):
+    over = TINY[:-1] + ["model=nft", "model.channels=8", "model.dropout=0.1", "optim.schedule=cosine",
+                        "optim.warmup_steps=2", "optim.epochs=3"]
+    full = _run(tmp_path / "full", over)
+    real_save, saves = torch.save, []
+
+    def die_at_second_checkpoint(obj, f, *a, **k):  # the job is killed during its second epoch's checkpoint
+        if "checkpoint" in str(f):
+            saves.append(f)
+            if len(saves) == 2:
+                raise KeyboardInterrupt
+        real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", die_at_second_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "killed", over)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(tmp_path / "killed" / "checkpoint_train.pt", weights_only=False)["epoch"] == 1
+    resumed = _run(tmp_path / "killed", over)
+    a, b = (torch.load(tmp_path / d / "checkpoint_train.pt", weights_only=False) for d in ("full", "killed"))
+    assert a["epoch"] == b["epoch"] == 3 and a["best_epoch"] == b["best_epoch"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert resumed["test/acc"] == full["test/acc"] and resumed["val/acc"] == full["val/acc"]
 
 
 def test_inr2array_predict_gen_and_editing_studies(tmp_path):
