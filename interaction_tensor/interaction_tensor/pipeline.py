@@ -1,0 +1,210 @@
+"""The only module that reads a config. Studies:
+
+- ``framework`` (mini A): closed forms of the dominant/rare feature model vs its Monte-Carlo simulation over the
+  Fig. 4 sweeps (each sweep varies one parameter; the coupled sweeps vary (t_r, t_d) or (n_r, n_d) together);
+  writes the sweeps as JSON and a plot of agreement vs accuracy (the GDE line).
+- ``ensemble`` (mini B and C): train M small MLPs (each on its own random subset of the training set, or seeds
+  only), then test error vs pairwise disagreement, CACE and the GDE bound; with ``data.name=digits`` also the
+  interaction tensor of their penultimate activations and its statistics (feature frequency, frequency vs number
+  of models, dominant/rare split, confidence vs number of features, shared features vs shared errors), plotted.
+  ``data.name=synthetic``: the feature model's data (rare points reported apart).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from shared.device import seed_everything
+from shared.logging import resolve_run_dir, start_run
+
+STUDIES = ("framework", "ensemble")
+PARAMS = ("p_d", "t_d", "n_d", "k_d", "t_r", "n_r", "k_r")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def run_framework(cfg, rec, run_dir) -> dict:
+    from interaction_tensor.framework import framework_accuracy, framework_agreement, simulate
+
+    f = cfg.framework
+    base = {k: f.base[k] for k in PARAMS}
+    sweeps, worst_acc, worst_agr, worst_se = {}, 0.0, 0.0, 0.0
+    for name, sweep in f.sweeps.items():
+        rows = []
+        for values in zip(*[sweep[k] for k in sweep]):
+            p = base | dict(zip(sweep.keys(), values))
+            acc = float(framework_accuracy(**p, classes=f.classes))
+            agr = float(framework_agreement(**p, classes=f.classes))
+            sim = simulate(**p, classes=f.classes, n_models=f.mc_models, n_points=f.mc_points, seed=cfg.seed)
+            rows.append(p | {"acc": acc, "agr": agr, "mc_acc": sim["acc"], "mc_agr": sim["agr"],
+                             "mc_acc_se": sim["acc_se"], "gap": (1 - agr) - (1 - acc)})
+            worst_acc = max(worst_acc, abs(sim["acc"] - acc))
+            worst_agr = max(worst_agr, abs(sim["agr"] - agr))
+            worst_se = max(worst_se, sim["acc_se"])
+        sweeps[name] = rows
+    (Path(run_dir) / "sweeps.json").write_text(json.dumps(sweeps, indent=1))
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(3.2 * len(sweeps), 3.2), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], sweeps.items()):
+        ax.plot([0.5, 1], [0.5, 1], "k:", lw=1, label="GDE: agreement = accuracy")
+        ax.plot([r["acc"] for r in rows], [r["agr"] for r in rows], "o-", ms=3, label="closed form")
+        ax.plot([r["mc_acc"] for r in rows], [r["mc_agr"] for r in rows], "x", ms=5, label="Monte-Carlo")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("test accuracy", fontsize=8)
+        ax.set_ylabel("agreement", fontsize=8)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(Path(run_dir) / "framework.png", dpi=120)
+    plt.close(fig)
+    gaps = [r["gap"] for rows in sweeps.values() for r in rows]
+    return {"framework/max_abs_diff_acc": worst_acc, "framework/max_abs_diff_agr": worst_agr,
+            "framework/max_mc_acc_se": worst_se, "framework/min_gap": float(min(gaps)),
+            "framework/max_gap": float(max(gaps)), "framework/points": len(gaps)}
+
+
+def _data(cfg):
+    d = cfg.data
+    if d.name == "digits":
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        dg = load_digits()
+        xtr, xte, ytr, yte = train_test_split(dg.data / 16.0, dg.target, test_size=d.test_frac,
+                                              stratify=dg.target, random_state=d.split_seed)
+        t = torch.tensor
+        return (t(xtr, dtype=torch.float32), t(ytr), t(xte, dtype=torch.float32), t(yte), None, 10)
+    if d.name == "synthetic":
+        from interaction_tensor.synthetic import feature_model_data
+
+        s = d.synthetic
+        kw = dict(p_d=s.p_d, t_d=s.t_d, n_d=s.n_d, t_r=s.t_r, n_r=s.n_r, classes=s.classes, dim=s.dim,
+                  noise=s.noise, directions_seed=d.split_seed)
+        xtr, ytr, _ = feature_model_data(s.n_train, seed=10_000 + d.split_seed, **kw)
+        xte, yte, dom = feature_model_data(s.n_test, seed=20_000 + d.split_seed, **kw)
+        return xtr, ytr, xte, yte, dom, s.classes
+    raise ValueError(f"data.name={d.name!r}: digits | synthetic")
+
+
+def omega_statistics(it, pred, probs, y) -> dict:
+    """The paper's observations (Sec. 4) as numbers: feature frequency (long tail), frequency vs number of models
+    that learned the feature, the dominant/rare split, confidence vs number of features, shared features vs shared
+    errors."""
+    omega = it.omega  # [M, N, T]
+    freq = omega.any(0).sum(0).double()  # points showing each feature under some model
+    n_models = it.learned.sum(0).double()
+    order = torch.argsort(freq, descending=True)
+    share = freq[order].cumsum(0) / freq.sum().clamp_min(1)
+    top = max(1, int(round(0.1 * len(freq))))
+    corr = float(torch.corrcoef(torch.stack([freq, n_models]))[0, 1]) if len(freq) > 1 else float("nan")
+    dominant = n_models > it.learned.shape[0] / 2
+    n_feat = omega.sum(2).double().mean(0)  # features per point, averaged over models
+    conf = probs.max(-1).values.mean(0).double()  # ensemble-average confidence per point
+    lo = n_feat <= n_feat.quantile(0.25)
+    M = omega.shape[0]
+    err = pred != y[None]
+    jac, both = [], []
+    for a in range(M):
+        for b in range(a + 1, M):
+            la, lb = it.learned[a], it.learned[b]
+            jac.append(float((la & lb).sum() / (la | lb).sum().clamp_min(1)))
+            both.append(float((err[a] & err[b]).sum() / (err[a] | err[b]).sum().clamp_min(1)))
+    return {"omega/features": int(omega.shape[2]), "omega/top10pct_share": float(share[top - 1]),
+            "omega/freq_max": int(freq.max()), "omega/freq_median": float(freq.median()),
+            "omega/corr_freq_models": corr, "omega/dominant_features": int(dominant.sum()),
+            "omega/dominant_freq_mean": float(freq[dominant].mean()) if dominant.any() else float("nan"),
+            "omega/rare_freq_mean": float(freq[~dominant].mean()) if (~dominant).any() else float("nan"),
+            "omega/conf_few_features": float(conf[lo].mean()), "omega/conf_other": float(conf[~lo].mean()),
+            "omega/err_few_features": float(err[:, lo].double().mean()),
+            "omega/err_other": float(err[:, ~lo].double().mean()),
+            "omega/corr_shared_features_errors": float(np.corrcoef(jac, both)[0, 1]) if len(jac) > 2 else float("nan"),
+            "_freq": freq.tolist(), "_n_models": n_models.tolist(), "_n_feat": n_feat.tolist(),
+            "_conf": conf.tolist(), "_jac": jac, "_both": both}
+
+
+def _plot_omega(stats, path):
+    plt = _plt()
+    fig, ax = plt.subplots(1, 4, figsize=(13, 3))
+    f = sorted(stats["_freq"], reverse=True)
+    ax[0].bar(range(len(f)), f, width=1.0)
+    ax[0].set(title="feature frequency (long tail)", xlabel="feature (sorted)", ylabel="points with it")
+    ax[1].scatter(stats["_n_models"], stats["_freq"], s=6)
+    ax[1].set(title="frequency vs models learning it", xlabel="models", ylabel="points")
+    ax[2].scatter(stats["_n_feat"], stats["_conf"], s=4, alpha=0.5)
+    ax[2].set(title="confidence vs features per point", xlabel="features (mean over models)", ylabel="confidence")
+    ax[3].scatter(stats["_jac"], stats["_both"], s=8)
+    ax[3].set(title="shared features vs shared errors", xlabel="Jaccard of learned features",
+              ylabel="Jaccard of errors")
+    for a in ax:
+        a.title.set_fontsize(9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_ensemble(cfg, rec, run_dir) -> dict:
+    from interaction_tensor import cace, disagreement, interaction_tensor, test_error
+    from interaction_tensor.ensemble import evaluate, train_ensemble
+    from interaction_tensor.gde import iid_gap
+
+    xtr, ytr, xte, yte, dom, K = _data(cfg)
+    e = cfg.ensemble
+    trained = train_ensemble(xtr, ytr, e.n_models, tuple(e.hidden), e.epochs, e.lr, e.batch, cfg.seed,
+                             e.subsample, K, cfg.progress)
+    ev = evaluate(trained["layers"], xte)
+    pred, y = ev["pred"].numpy(), yte.numpy()
+    err, dis = test_error(pred, y), disagreement(pred)
+    c, gap = cace(pred, y, K), iid_gap(pred, y, K)
+    out = {"gde/test_error": err, "gde/disagreement": dis, "gde/dis_over_err": dis / err if err else float("nan"),
+           "gde/cace": c, "gde/iid_gap": gap, "gde/cace_slack": c - abs(gap), "data/train": int(len(ytr)),
+           "data/test": int(len(yte)), "data/models": int(e.n_models)}
+    if dom is not None and (~dom).any():
+        r = (~dom).numpy()
+        out |= {"gde/rare_error": test_error(pred[:, r], y[r]), "gde/rare_disagreement": disagreement(pred[:, r]),
+                "gde/dominant_error": test_error(pred[:, ~r], y[~r]),
+                "gde/dominant_disagreement": disagreement(pred[:, ~r])}
+    if cfg.omega.enabled:
+        o = cfg.omega
+        it = interaction_tensor(ev["acts"], o.k, o.gamma_corr, o.corr_kind, o.exclude_self, o.gamma_data,
+                                o.data_kind, o.sign_mode)
+        stats = omega_statistics(it, ev["pred"], ev["probs"], yte)
+        _plot_omega(stats, Path(run_dir) / "omega.png")
+        torch.save({"omega": it.omega, "assign": it.assign, "acts": ev["acts"], "pred": ev["pred"], "y": yte},
+                   Path(run_dir) / "artefacts.pt")
+        out |= {k: v for k, v in stats.items() if not k.startswith("_")}
+    return out
+
+
+def run(cfg: DictConfig) -> float:
+    """One run; returns ``cfg.optimized_metric``."""
+    if cfg.study not in STUDIES:
+        raise ValueError(f"study={cfg.study!r}: one of {STUDIES}")
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    run_dir = resolve_run_dir(cfg)
+    with start_run(run_dir, cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
+        t0 = time.perf_counter()
+        summary = (run_framework if cfg.study == "framework" else run_ensemble)(cfg, rec, run_dir)
+        summary["time/seconds"] = time.perf_counter() - t0
+        rec.finish(summary)
+    return float(summary.get(cfg.optimized_metric, float("nan")))
+
+
+def show_run(cfg: DictConfig) -> dict:
+    """A finished run's final metrics (eval.py)."""
+    run_dir = Path(cfg.run_dir)
+    if not (run_dir / "metrics.json").exists():
+        raise FileNotFoundError(f"{run_dir} holds no metrics.json: pass run_dir=<a finished train.py run directory>")
+    rec = json.loads((run_dir / "metrics.json").read_text())
+    return {"study": rec["config"]["study"], **rec["metrics"]}
