@@ -68,3 +68,12 @@ def test_submitit_local_multirun_runs_two_jobs(tmp_path):
     assert done == [2, 3]
     assert len(list(tmp_path.rglob("metrics.json"))) == 2
     assert list((tmp_path / ".submitit").iterdir()), "submitit logs land under the sweep dir"
+
+
+def test_a_seed_only_sweep_stays_under_the_sweep_dir(tmp_path):
+    # with nothing but the (excluded) seed varying, override_dirname is empty: the subdir must not become /seed=N
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(APP / "app.py"), "-m", "seed=7", f"hydra.sweep.dir={tmp_path}"],
+                         cwd=APP, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (tmp_path / "seed=7" / "done.json").exists()
