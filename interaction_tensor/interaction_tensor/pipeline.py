@@ -8,6 +8,11 @@
   interaction tensor of their penultimate activations and its statistics (feature frequency, frequency vs number
   of models, dominant/rare split, confidence vs number of features, shared features vs shared errors), plotted.
   ``data.name=synthetic``: the feature model's data (rare points reported apart).
+- ``member`` (paper scale, a Slurm array over seeds): one ResNet18 on CIFAR-10; saves its activations, logits and
+  predictions on the evaluation points as ``member_<seed>.pt`` under ``member.out_dir``.
+- ``analyze`` (paper scale): GDE, CACE, Omega and its statistics from a folder of members; optionally writes the
+  GDE-breaking distribution (our construction: keep every point that shows no dominant feature and a fraction of
+  the others, in train and test alike) for a second ensemble (``member.subset``).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from omegaconf import DictConfig
 from shared.device import seed_everything
 from shared.logging import resolve_run_dir, start_run
 
-STUDIES = ("framework", "ensemble")
+STUDIES = ("framework", "ensemble", "member", "analyze")
 PARAMS = ("p_d", "t_d", "n_d", "k_d", "t_r", "n_r", "k_r")
 
 
@@ -130,7 +135,7 @@ def omega_statistics(it, pred, probs, y) -> dict:
             "omega/err_other": float(err[:, ~lo].double().mean()),
             "omega/corr_shared_features_errors": float(np.corrcoef(jac, both)[0, 1]) if len(jac) > 2 else float("nan"),
             "_freq": freq.tolist(), "_n_models": n_models.tolist(), "_n_feat": n_feat.tolist(),
-            "_conf": conf.tolist(), "_jac": jac, "_both": both}
+            "_conf": conf.tolist(), "_jac": jac, "_both": both, "_models": M}
 
 
 def _plot_omega(stats, path):
@@ -139,8 +144,12 @@ def _plot_omega(stats, path):
     f = sorted(stats["_freq"], reverse=True)
     ax[0].bar(range(len(f)), f, width=1.0)
     ax[0].set(title="feature frequency (long tail)", xlabel="feature (sorted)", ylabel="points with it")
-    ax[1].scatter(stats["_n_models"], stats["_freq"], s=6)
+    nm, fr = stats["_n_models"], stats["_freq"]
+    dom = [m > stats["_models"] / 2 for m in nm]  # learned by more than half of the models (as the statistics)
+    ax[1].scatter([m for m, d in zip(nm, dom) if not d], [f for f, d in zip(fr, dom) if not d], s=6, label="rare")
+    ax[1].scatter([m for m, d in zip(nm, dom) if d], [f for f, d in zip(fr, dom) if d], s=6, label="dominant")
     ax[1].set(title="frequency vs models learning it", xlabel="models", ylabel="points")
+    ax[1].legend(fontsize=7)
     ax[2].scatter(stats["_n_feat"], stats["_conf"], s=4, alpha=0.5)
     ax[2].set(title="confidence vs features per point", xlabel="features (mean over models)", ylabel="confidence")
     ax[3].scatter(stats["_jac"], stats["_both"], s=8)
@@ -186,6 +195,90 @@ def run_ensemble(cfg, rec, run_dir) -> dict:
     return out
 
 
+def _device(cfg) -> torch.device:
+    want = cfg.get("device", "auto")
+    if want == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if want == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but CUDA is not available: use device=auto or device=cpu")
+    return torch.device(want)
+
+
+def run_member(cfg, rec, run_dir) -> dict:
+    from interaction_tensor.members import extract, load_images, train_member
+
+    d, mb = cfg.data, cfg.member
+    device = _device(cfg)
+    data = load_images(d.name, d.root, d.download, d.get("n_random", 64))
+    subset = None
+    test_idx = torch.arange(len(data[3]))
+    if mb.subset:
+        blob = torch.load(mb.subset, weights_only=False)
+        subset, test_idx = blob["train_idx"], blob["test_idx"]
+    net = train_member(data, cfg.seed, mb.epochs, mb.lr, mb.momentum, mb.weight_decay, mb.batch, mb.schedule,
+                       Path(run_dir) / "checkpoint.pt", device, subset, cfg.progress, mb.max_steps)
+    x_eval = torch.cat([data[0], data[2]]) if mb.extract_on == "all" else data[2][test_idx]
+    y_eval = torch.cat([data[1], data[3]]) if mb.extract_on == "all" else data[3][test_idx]
+    out = extract(net, x_eval, device) | {"y": y_eval, "seed": cfg.seed, "extract_on": mb.extract_on,
+                                          "n_train": len(data[1]), "test_idx": test_idx}
+    out_dir = Path(mb.out_dir or run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f"member_{cfg.seed}.pt.tmp"
+    torch.save(out, tmp)
+    tmp.replace(out_dir / f"member_{cfg.seed}.pt")
+    is_test = torch.arange(len(y_eval)) >= (len(data[1]) if mb.extract_on == "all" else 0)
+    return {"member/test_error": float((out["pred"][is_test] != y_eval[is_test]).float().mean()),
+            "member/points": int(len(y_eval))}
+
+
+def run_analyze(cfg, rec, run_dir) -> dict:
+    from interaction_tensor import cace, disagreement, interaction_tensor, test_error
+    from interaction_tensor.gde import iid_gap
+
+    a = cfg.analyze
+    files = sorted(Path(a.members_dir).glob("member_*.pt")) if a.members_dir else []
+    if len(files) < 2:
+        raise FileNotFoundError(f"analyze.members_dir={a.members_dir} holds {len(files)} member_*.pt files (need "
+                                ">= 2): train them first (study=member, a Slurm array over seeds)")
+    ms = [torch.load(f, weights_only=False) for f in files]
+    if len({len(m["y"]) for m in ms}) != 1:
+        raise ValueError("the members were evaluated on different points: extract them all the same way")
+    y = ms[0]["y"]
+    n_train = ms[0]["n_train"] if ms[0]["extract_on"] == "all" else 0
+    test = torch.arange(len(y)) >= n_train
+    pred = torch.stack([m["pred"] for m in ms])
+    p, yt = pred[:, test].numpy(), y[test].numpy()
+    err, dis = test_error(p, yt), disagreement(p)
+    c, gap = cace(p, yt, 10), iid_gap(p, yt, 10)
+    out = {"gde/test_error": err, "gde/disagreement": dis, "gde/dis_over_err": dis / err, "gde/cace": c,
+           "gde/iid_gap": gap, "gde/cace_slack": c - abs(gap), "data/models": len(ms), "data/test": int(test.sum())}
+    o = cfg.omega
+    acts = torch.stack([m["acts"] for m in ms])
+    it = interaction_tensor(acts, o.k, o.gamma_corr, o.corr_kind, o.exclude_self, o.gamma_data, o.data_kind,
+                            o.sign_mode)
+    probs = torch.stack([m["logits"].softmax(-1) for m in ms])
+    stats = omega_statistics(it, pred, probs, y)
+    _plot_omega(stats, Path(run_dir) / "omega.png")
+    out |= {k: v for k, v in stats.items() if not k.startswith("_")}
+    if a.write_subset:
+        if n_train == 0:
+            raise ValueError("analyze.write_subset needs members extracted on train + test (member.extract_on=all)")
+        freq = it.omega.any(0).sum(0).double()
+        dominant = freq >= freq.median()  # the frequent half of the features
+        has_dom = (it.omega[:, :, dominant].any(-1)).any(0)  # a point showing a dominant feature under some model
+        g = torch.Generator().manual_seed(cfg.seed)
+        keep = ~has_dom | (torch.rand(len(y), generator=g) < a.keep_dominant)
+        idx = torch.nonzero(keep).squeeze(1)
+        blob = {"train_idx": idx[idx < n_train], "test_idx": idx[idx >= n_train] - n_train,
+                "keep_dominant": a.keep_dominant}
+        Path(a.write_subset).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(blob, a.write_subset)
+        out |= {"gde_break/train_points": int(len(blob["train_idx"])),
+                "gde_break/test_points": int(len(blob["test_idx"])),
+                "gde_break/rare_points": int((~has_dom).sum())}
+    return out
+
+
 def run(cfg: DictConfig) -> float:
     """One run; returns ``cfg.optimized_metric``."""
     if cfg.study not in STUDIES:
@@ -195,7 +288,9 @@ def run(cfg: DictConfig) -> float:
     run_dir = resolve_run_dir(cfg)
     with start_run(run_dir, cfg, wandb_mode=cfg.logger.mode, wandb_project=cfg.logger.project) as rec:
         t0 = time.perf_counter()
-        summary = (run_framework if cfg.study == "framework" else run_ensemble)(cfg, rec, run_dir)
+        runner = {"framework": run_framework, "ensemble": run_ensemble, "member": run_member,
+                  "analyze": run_analyze}[cfg.study]
+        summary = runner(cfg, rec, run_dir)
         summary["time/seconds"] = time.perf_counter() - t0
         rec.finish(summary)
     return float(summary.get(cfg.optimized_metric, float("nan")))

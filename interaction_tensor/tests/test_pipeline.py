@@ -42,3 +42,25 @@ def test_bad_input_is_named(tmp_path):
         run_config(run, PROJECT / "configs", TINY[:-1] + ["omega.k=40"], tmp_path / "b")
     with pytest.raises(ValueError, match="subsample"):
         run_config(run, PROJECT / "configs", TINY + ["ensemble.subsample=1.5"], tmp_path / "c")
+
+
+def test_members_then_analyze_then_the_gde_breaking_subset(tmp_path):
+    # paper-scale code path on CIFAR-shaped random data: two ResNet18 members (1 step each), extracted on train +
+    # test, analysed (GDE, Omega), the GDE-breaking subset written and a member trained on it
+    members = tmp_path / "members"
+    base = ["data=random", "data.n_random=48", "member.max_steps=1", "member.batch=16", f"member.out_dir={members}"]
+    for seed in (0, 1):
+        m = run_config(run, PROJECT / "configs", base + ["study=member", "member.extract_on=all", f"seed={seed}"],
+                       tmp_path / f"m{seed}")
+        assert m["member/points"] == 96
+    subset = tmp_path / "subset.pt"
+    m = run_config(run, PROJECT / "configs", ["study=analyze", f"analyze.members_dir={members}", "omega.k=8",
+                                              f"analyze.write_subset={subset}"], tmp_path / "a")
+    assert m["data/models"] == 2 and m["omega/features"] > 0 and m["gde/cace_slack"] >= 0
+    assert 0 < m["gde_break/train_points"] <= 48 and subset.exists()
+    m = run_config(run, PROJECT / "configs", base + ["study=member", f"member.subset={subset}", "seed=2",
+                                                     f"member.out_dir={tmp_path / 'broken'}"], tmp_path / "b")
+    assert (tmp_path / "broken" / "member_2.pt").exists()
+    with pytest.raises(FileNotFoundError, match="study=member"):
+        run_config(run, PROJECT / "configs", ["study=analyze", f"analyze.members_dir={tmp_path / 'none'}"],
+                   tmp_path / "c")
