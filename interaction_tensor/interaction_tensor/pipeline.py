@@ -10,9 +10,10 @@
   ``data.name=synthetic``: the feature model's data (rare points reported apart).
 - ``member`` (paper scale, a Slurm array over seeds): one ResNet18 on CIFAR-10; saves its activations, logits and
   predictions on the evaluation points as ``member_<seed>.pt`` under ``member.out_dir``.
-- ``analyze`` (paper scale): GDE, CACE, Omega and its statistics from a folder of members; optionally writes the
-  GDE-breaking distribution (our construction: keep every point that shows no dominant feature and a fraction of
-  the others, in train and test alike) for a second ensemble (``member.subset``).
+- ``analyze`` (paper scale): GDE, CACE, Omega and its statistics (on the test points) from a folder of members;
+  optionally writes the GDE-breaking distribution (our construction: within train and within test, the points
+  with the fewest dominant features (a quantile) plus a fraction of the others) for a second ensemble
+  (``member.subset``).
 """
 from __future__ import annotations
 
@@ -41,23 +42,26 @@ def _plt():
 
 
 def run_framework(cfg, rec, run_dir) -> dict:
-    from interaction_tensor.framework import framework_accuracy, framework_agreement, simulate
+    from interaction_tensor.framework import framework_accuracy, framework_agreement, replicate_spread
 
     f = cfg.framework
+    if f.mc_replicates < 2:
+        raise ValueError("framework.mc_replicates must be >= 2 (their spread is the Monte-Carlo's uncertainty)")
     base = {k: f.base[k] for k in PARAMS}
-    sweeps, worst_acc, worst_agr, worst_se = {}, 0.0, 0.0, 0.0
+    seeds = [cfg.seed * 1000 + r for r in range(f.mc_replicates)]
+    sweeps, worst_acc, worst_agr, worst_sd = {}, 0.0, 0.0, 0.0
     for name, sweep in f.sweeps.items():
         rows = []
         for values in zip(*[sweep[k] for k in sweep]):
             p = base | dict(zip(sweep.keys(), values))
             acc = float(framework_accuracy(**p, classes=f.classes))
             agr = float(framework_agreement(**p, classes=f.classes))
-            sim = simulate(**p, classes=f.classes, n_models=f.mc_models, n_points=f.mc_points, seed=cfg.seed)
+            sim = replicate_spread(p, f.classes, f.mc_models, f.mc_points, seeds)
             rows.append(p | {"acc": acc, "agr": agr, "mc_acc": sim["acc"], "mc_agr": sim["agr"],
-                             "mc_acc_se": sim["acc_se"], "gap": (1 - agr) - (1 - acc)})
+                             "mc_acc_sd": sim["acc_sd"], "mc_agr_sd": sim["agr_sd"], "gap": (1 - agr) - (1 - acc)})
             worst_acc = max(worst_acc, abs(sim["acc"] - acc))
             worst_agr = max(worst_agr, abs(sim["agr"] - agr))
-            worst_se = max(worst_se, sim["acc_se"])
+            worst_sd = max(worst_sd, sim["acc_sd"], sim["agr_sd"])
         sweeps[name] = rows
     (Path(run_dir) / "sweeps.json").write_text(json.dumps(sweeps, indent=1))
     plt = _plt()
@@ -75,7 +79,7 @@ def run_framework(cfg, rec, run_dir) -> dict:
     plt.close(fig)
     gaps = [r["gap"] for rows in sweeps.values() for r in rows]
     return {"framework/max_abs_diff_acc": worst_acc, "framework/max_abs_diff_agr": worst_agr,
-            "framework/max_mc_acc_se": worst_se, "framework/min_gap": float(min(gaps)),
+            "framework/max_mc_seed_sd": worst_sd, "framework/min_gap": float(min(gaps)),
             "framework/max_gap": float(max(gaps)), "framework/points": len(gaps)}
 
 
@@ -102,17 +106,46 @@ def _data(cfg):
     raise ValueError(f"data.name={d.name!r}: digits | synthetic")
 
 
+def _tail_and_corr(freq, n_models):
+    """(share of all feature-point incidences held by the 10% most frequent features, corr(frequency, models))."""
+    order = torch.argsort(freq, descending=True)
+    top = max(1, int(round(0.1 * len(freq))))
+    share = float(freq[order][:top].sum() / freq.sum().clamp_min(1e-12))
+    corr = float(torch.corrcoef(torch.stack([freq, n_models]))[0, 1]) if len(freq) > 2 else float("nan")
+    return share, corr
+
+
+def noise_baseline(shape, o, seed: int) -> dict:
+    """The same statistics on Gaussian-noise activations of the same shape and the same Omega settings: what the
+    pipeline gives when the models share no features."""
+    from interaction_tensor import interaction_tensor
+
+    g = torch.Generator().manual_seed(seed)
+    it = interaction_tensor(torch.randn(*shape, generator=g), o.k, o.gamma_corr, o.corr_kind, o.exclude_self,
+                            o.gamma_data, o.data_kind, o.sign_mode)
+    n_models = it.learned.sum(0).double()
+    freq = it.omega.sum(1).double().sum(0) / n_models.clamp_min(1)
+    top10, corr = _tail_and_corr(freq, n_models)
+    return {"omega/noise_features": int(it.n_features), "omega/noise_top10pct_share": top10,
+            "omega/noise_corr_freq_models": corr}
+
+
+def _margins(stats: dict) -> dict:
+    """How far the real ensemble's statistics sit above the noise baseline's."""
+    return {f"omega/{k}_over_noise": stats[f"omega/{k}"] - stats[f"omega/noise_{k}"]
+            for k in ("top10pct_share", "corr_freq_models")}
+
+
 def omega_statistics(it, pred, probs, y) -> dict:
     """The paper's observations (Sec. 4) as numbers: feature frequency (long tail), frequency vs number of models
     that learned the feature, the dominant/rare split, confidence vs number of features, shared features vs shared
     errors."""
     omega = it.omega  # [M, N, T]
-    freq = omega.any(0).sum(0).double()  # points showing each feature under some model
     n_models = it.learned.sum(0).double()
-    order = torch.argsort(freq, descending=True)
-    share = freq[order].cumsum(0) / freq.sum().clamp_min(1)
-    top = max(1, int(round(0.1 * len(freq))))
-    corr = float(torch.corrcoef(torch.stack([freq, n_models]))[0, 1]) if len(freq) > 1 else float("nan")
+    # a feature's frequency: points that show it, averaged over the models that learned it (counting points under
+    # *any* model would grow with the number of models by construction)
+    freq = omega.sum(1).double().sum(0) / n_models.clamp_min(1)
+    top10, corr = _tail_and_corr(freq, n_models)
     dominant = n_models > it.learned.shape[0] / 2
     n_feat = omega.sum(2).double().mean(0)  # features per point, averaged over models
     conf = probs.max(-1).values.mean(0).double()  # ensemble-average confidence per point
@@ -125,7 +158,7 @@ def omega_statistics(it, pred, probs, y) -> dict:
             la, lb = it.learned[a], it.learned[b]
             jac.append(float((la & lb).sum() / (la | lb).sum().clamp_min(1)))
             both.append(float((err[a] & err[b]).sum() / (err[a] | err[b]).sum().clamp_min(1)))
-    return {"omega/features": int(omega.shape[2]), "omega/top10pct_share": float(share[top - 1]),
+    return {"omega/features": int(omega.shape[2]), "omega/top10pct_share": top10,
             "omega/freq_max": int(freq.max()), "omega/freq_median": float(freq.median()),
             "omega/corr_freq_models": corr, "omega/dominant_features": int(dominant.sum()),
             "omega/dominant_freq_mean": float(freq[dominant].mean()) if dominant.any() else float("nan"),
@@ -175,7 +208,7 @@ def run_ensemble(cfg, rec, run_dir) -> dict:
     pred, y = ev["pred"].numpy(), yte.numpy()
     err, dis = test_error(pred, y), disagreement(pred)
     c, gap = cace(pred, y, K), iid_gap(pred, y, K)
-    out = {"gde/test_error": err, "gde/disagreement": dis, "gde/dis_over_err": dis / err if err else float("nan"),
+    out = {"gde/test_error": err, "gde/disagreement": dis, "gde/dis_over_err": dis / err if err > 0 else float("nan"),
            "gde/cace": c, "gde/iid_gap": gap, "gde/cace_slack": c - abs(gap), "data/train": int(len(ytr)),
            "data/test": int(len(yte)), "data/models": int(e.n_models)}
     if dom is not None and (~dom).any():
@@ -187,7 +220,8 @@ def run_ensemble(cfg, rec, run_dir) -> dict:
         o = cfg.omega
         it = interaction_tensor(ev["acts"], o.k, o.gamma_corr, o.corr_kind, o.exclude_self, o.gamma_data,
                                 o.data_kind, o.sign_mode)
-        stats = omega_statistics(it, ev["pred"], ev["probs"], yte)
+        stats = omega_statistics(it, ev["pred"], ev["probs"], yte) | noise_baseline(ev["acts"].shape, o, cfg.seed)
+        stats |= _margins(stats)
         _plot_omega(stats, Path(run_dir) / "omega.png")
         torch.save({"omega": it.omega, "assign": it.assign, "acts": ev["acts"], "pred": ev["pred"], "y": yte},
                    Path(run_dir) / "artefacts.pt")
@@ -241,41 +275,57 @@ def run_analyze(cfg, rec, run_dir) -> dict:
         raise FileNotFoundError(f"analyze.members_dir={a.members_dir} holds {len(files)} member_*.pt files (need "
                                 ">= 2): train them first (study=member, a Slurm array over seeds)")
     ms = [torch.load(f, weights_only=False) for f in files]
-    if len({len(m["y"]) for m in ms}) != 1:
-        raise ValueError("the members were evaluated on different points: extract them all the same way")
-    y = ms[0]["y"]
-    n_train = ms[0]["n_train"] if ms[0]["extract_on"] == "all" else 0
+    ref = ms[0]
+    for f, m in zip(files, ms):
+        if len(m["y"]) != len(ref["y"]) or m["extract_on"] != ref["extract_on"] or \
+                not torch.equal(m["test_idx"], ref["test_idx"]):
+            raise ValueError(f"{f} was evaluated on other points than {files[0]}: extract every member the same way")
+    y = ref["y"]
+    n_train = ref["n_train"] if ref["extract_on"] == "all" else 0
     test = torch.arange(len(y)) >= n_train
     pred = torch.stack([m["pred"] for m in ms])
+    n_classes = int(y.max()) + 1
     p, yt = pred[:, test].numpy(), y[test].numpy()
     err, dis = test_error(p, yt), disagreement(p)
-    c, gap = cace(p, yt, 10), iid_gap(p, yt, 10)
-    out = {"gde/test_error": err, "gde/disagreement": dis, "gde/dis_over_err": dis / err, "gde/cace": c,
-           "gde/iid_gap": gap, "gde/cace_slack": c - abs(gap), "data/models": len(ms), "data/test": int(test.sum())}
+    c, gap = cace(p, yt, n_classes), iid_gap(p, yt, n_classes)
+    out = {"gde/test_error": err, "gde/disagreement": dis, "gde/dis_over_err": dis / err if err > 0 else float("nan"),
+           "gde/cace": c, "gde/iid_gap": gap, "gde/cace_slack": c - abs(gap), "data/models": len(ms),
+           "data/test": int(test.sum())}
     o = cfg.omega
-    acts = torch.stack([m["acts"] for m in ms])
+    # Omega and its statistics on the evaluation (test) points only, as the paper
+    acts = torch.stack([m["acts"][test] for m in ms])
     it = interaction_tensor(acts, o.k, o.gamma_corr, o.corr_kind, o.exclude_self, o.gamma_data, o.data_kind,
                             o.sign_mode)
-    probs = torch.stack([m["logits"].softmax(-1) for m in ms])
-    stats = omega_statistics(it, pred, probs, y)
+    probs = torch.stack([m["logits"][test].softmax(-1) for m in ms])
+    stats = omega_statistics(it, pred[:, test], probs, y[test]) | noise_baseline(acts.shape, o, cfg.seed)
+    stats |= _margins(stats)
     _plot_omega(stats, Path(run_dir) / "omega.png")
     out |= {k: v for k, v in stats.items() if not k.startswith("_")}
     if a.write_subset:
         if n_train == 0:
             raise ValueError("analyze.write_subset needs members extracted on train + test (member.extract_on=all)")
-        freq = it.omega.any(0).sum(0).double()
-        dominant = freq >= freq.median()  # the frequent half of the features
-        has_dom = (it.omega[:, :, dominant].any(-1)).any(0)  # a point showing a dominant feature under some model
+        # our construction: a point's score is the number of dominant features it shows, averaged over the models;
+        # Omega is built on train + test for this, and the rarest-scoring quantile is taken *within* each split
+        # (the models saw the training points, so the two splits are ranked separately)
+        full = interaction_tensor(torch.stack([m["acts"] for m in ms]), o.k, o.gamma_corr, o.corr_kind,
+                                  o.exclude_self, o.gamma_data, o.data_kind, o.sign_mode)
+        n_learn = full.learned.sum(0).double()
+        freq = full.omega.sum(1).double().sum(0) / n_learn.clamp_min(1)
+        dominant = freq >= freq.median()
+        score = full.omega[:, :, dominant].sum(-1).double().mean(0)  # [points]
         g = torch.Generator().manual_seed(cfg.seed)
-        keep = ~has_dom | (torch.rand(len(y), generator=g) < a.keep_dominant)
+        keep = torch.zeros(len(y), dtype=torch.bool)
+        for part in (~test, test):
+            idx = torch.nonzero(part).squeeze(1)
+            rare = score[idx] <= score[idx].quantile(a.rare_quantile)
+            keep[idx] = rare | (torch.rand(len(idx), generator=g) < a.keep_dominant)
         idx = torch.nonzero(keep).squeeze(1)
         blob = {"train_idx": idx[idx < n_train], "test_idx": idx[idx >= n_train] - n_train,
-                "keep_dominant": a.keep_dominant}
+                "keep_dominant": a.keep_dominant, "rare_quantile": a.rare_quantile}
         Path(a.write_subset).parent.mkdir(parents=True, exist_ok=True)
         torch.save(blob, a.write_subset)
         out |= {"gde_break/train_points": int(len(blob["train_idx"])),
-                "gde_break/test_points": int(len(blob["test_idx"])),
-                "gde_break/rare_points": int((~has_dom).sum())}
+                "gde_break/test_points": int(len(blob["test_idx"]))}
     return out
 
 

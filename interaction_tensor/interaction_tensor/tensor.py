@@ -46,11 +46,12 @@ class InteractionTensor:
 def pca_components(acts: torch.Tensor, k: int) -> torch.Tensor:
     """[M, N, d] activations -> [M, N, K] projections of the centred activations on each model's top-K principal
     directions (eigenvectors of the d x d covariance, in float64; the sign of each is arbitrary)."""
-    x = acts.double() - acts.double().mean(1, keepdim=True)
-    cov = x.transpose(1, 2) @ x / x.shape[1]  # [M, d, d]
-    _, vecs = torch.linalg.eigh(cov)  # ascending
-    top = vecs.flip(-1)[..., :k]  # [M, d, K]
-    return x @ top
+    out = []
+    for a in acts:  # one model at a time: float64 copies of [N, d], not of [M, N, d]
+        x = a.double() - a.double().mean(0, keepdim=True)
+        _, vecs = torch.linalg.eigh(x.T @ x / x.shape[0])  # ascending
+        out.append(x @ vecs.flip(-1)[:, :k])
+    return torch.stack(out)
 
 
 def canonical_signs(psi: torch.Tensor) -> torch.Tensor:
@@ -121,6 +122,8 @@ def interaction_tensor(acts, k: int = 50, gamma_corr: float = 99.0, corr_kind: s
     """Omega from activations ``acts``: [M, N, d] tensor, or a list of M [N, d_m] arrays (widths may differ, the
     number of points may not). ``sign_mode``: align (flip each component to its cluster anchor's sign) | abs
     (threshold |value|)."""
+    if k < 1:
+        raise ValueError(f"K={k}: need at least one component")
     if isinstance(acts, (list, tuple)):
         ns = {int(a.shape[0]) for a in acts}
         if len(ns) != 1:
@@ -136,8 +139,6 @@ def interaction_tensor(acts, k: int = 50, gamma_corr: float = 99.0, corr_kind: s
         if k > acts.shape[2]:
             raise ValueError(f"K={k} exceeds the activation width {acts.shape[2]}: lower k")
         psi = pca_components(acts, k)
-    if k < 1:
-        raise ValueError(f"K={k}: need at least one component")
     if sign_mode not in ("align", "abs"):
         raise ValueError(f"sign_mode={sign_mode!r}: align | abs")
     psi = canonical_signs(psi)

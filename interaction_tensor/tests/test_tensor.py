@@ -70,6 +70,19 @@ def test_flipping_pc_signs_is_aligned_away():
     assert torch.equal(it.omega, it2.omega)
 
 
+def test_presence_uses_the_anchor_aligned_sign(monkeypatch):
+    # model 1's components are model 0's negated: clustered with correlation -1, aligned back, the same Omega rows
+    from interaction_tensor import tensor as T
+
+    psi = pca_components(ensemble_acts(M=1), 6)[0]
+    monkeypatch.setattr(T, "pca_components", lambda acts, k: torch.stack([psi, -psi]))
+    monkeypatch.setattr(T, "canonical_signs", lambda p: p)  # keep the flip
+    it = interaction_tensor(torch.zeros(2, 300, 24), k=6, gamma_corr=0.5, corr_kind="absolute", gamma_data=0.4,
+                            data_kind="absolute")
+    assert torch.equal(it.assign[0], it.assign[1]) and torch.all(it.sign[1] == -1)
+    assert torch.equal(it.omega[0], it.omega[1]) and it.omega[0].any()
+
+
 def test_a_duplicated_model_joins_the_same_clusters():
     acts = ensemble_acts()
     dup = torch.cat([acts, acts[1:2]])
@@ -110,6 +123,9 @@ def test_greedy_reassigns_only_to_a_stronger_correlation():
     assert sign[1, 0] == -1 and best[1, 0] == pytest.approx(0.9)
     assign2, _, _ = greedy_cluster(lam, 0.8)
     assert assign2[1, 0] == assign2[0, 1]
+    # the mirror case: the stronger anchor is visited first, so the weaker one visited later must not steal
+    assign3, _, best3 = greedy_cluster(lam, 0.5, order=[1, 0, 2, 3])
+    assert assign3[1, 0] == assign3[0, 1] != assign3[0, 0] and best3[1, 0] == pytest.approx(0.9)
 
 
 def test_self_pairs_are_excluded_from_the_percentile():
