@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from shared.device import seed_everything
+from shared.device import get_device, seed_everything
 from shared.logging import resolve_run_dir, start_run
 
 STUDIES = ("framework", "ensemble", "member", "analyze")
@@ -230,12 +230,7 @@ def run_ensemble(cfg, rec, run_dir) -> dict:
 
 
 def _device(cfg) -> torch.device:
-    want = cfg.get("device", "auto")
-    if want == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if want == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but CUDA is not available: use device=auto or device=cpu")
-    return torch.device(want)
+    return get_device(cfg.get("device", "auto"))  # auto | cpu | cuda | cuda:N; cuda without a GPU is a named error
 
 
 def run_member(cfg, rec, run_dir) -> dict:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from shared.device import seed_everything
+from shared.device import get_device, seed_everything
 from shared.logging import resolve_run_dir, start_run
 
 STUDIES = ("classify", "inr2array", "fit_zoo", "predict_gen", "editing")
@@ -35,12 +35,7 @@ MODELS = ("mlp", "statnet", "nfn", "nfn_hnp", "nft")
 
 
 def _device(cfg) -> torch.device:
-    want = cfg.get("device", "auto")
-    if want == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if want == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but CUDA is not available: use device=auto or device=cpu")
-    return torch.device(want)
+    return get_device(cfg.get("device", "auto"))  # auto | cpu | cuda | cuda:N; cuda without a GPU is a named error
 
 
 def build_model(m: DictConfig, widths, n_out: int, n_params: int, filters=None):
