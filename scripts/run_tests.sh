@@ -17,20 +17,48 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} WANDB_MODE=${WANDB_MODE:-disabled}
 logdir=$(mktemp -d)
 start=$(date +%s)
-summary=(); total_pass=0; total_fail=0; total_skip=0; bad=0
-for d in "$@"; do
-  [ -d "$root/$d" ] || { echo "no folder $d" >&2; bad=1; continue; }
-  echo "=== $d: pytest ($tier)"
+# Folders run in parallel lanes (each pytest single-threaded): REPRO_TEST_JOBS, default 2 for the fast tier (the
+# CI machine's two cores), 1 for the slow and GPU tiers. Each folder's output is printed whole when it ends.
+jobs_default=1; [ "$tier" = fast ] && jobs_default=2
+jobs=${REPRO_TEST_JOBS:-$jobs_default}
+run_one() {
+  local d=$1 t0 rc files=()
   t0=$(date +%s)
-  files=()
   # GPU tier: only the files holding gpu-marked tests, so a CPU oracle's import (POT, not carried to the GPU
   # machine) cannot break collection there.
   [ "$tier" = gpu ] && mapfile -t files < <(cd "$root/$d" && grep -l "mark\.gpu" tests/*.py 2>/dev/null)
-  if [ "$tier" = gpu ] && [ ${#files[@]} -eq 0 ]; then echo "no gpu tests" >"$logdir/$d.log"; continue; fi
-  (cd "$root/$d" && "${PYTHON_BIN:-$venv/bin/python}" -m pytest -q "${marks[@]}" "${files[@]}" 2>&1) | tee "$logdir/$d.log"
-  rc=${PIPESTATUS[0]}
+  if [ "$tier" = gpu ] && [ ${#files[@]} -eq 0 ]; then
+    echo "no gpu tests" >"$logdir/$d.log"; echo 0 >"$logdir/$d.rc"; echo 0 >"$logdir/$d.dt"; return
+  fi
+  (cd "$root/$d" && "${PYTHON_BIN:-$venv/bin/python}" -m pytest -q "${marks[@]}" "${files[@]}") >"$logdir/$d.log" 2>&1
+  rc=$?
+  echo "$rc" >"$logdir/$d.rc"
+  echo $(( $(date +%s) - t0 )) >"$logdir/$d.dt"
+  { echo "=== $d: pytest ($tier)"; cat "$logdir/$d.log"; } >"$logdir/$d.out"
+  [ "$jobs" -gt 1 ] && cat "$logdir/$d.out"
+  return 0
+}
+summary=(); total_pass=0; total_fail=0; total_skip=0; bad=0
+folders=()
+for d in "$@"; do
+  [ -d "$root/$d" ] || { echo "no folder $d" >&2; bad=1; continue; }
+  folders+=("$d")
+done
+for d in "${folders[@]}"; do
+  if [ "$jobs" -gt 1 ]; then
+    run_one "$d" &
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  else
+    echo "=== $d: pytest ($tier)"
+    run_one "$d"
+    cat "$logdir/$d.log"
+  fi
+done
+wait
+for d in "${folders[@]}"; do
+  rc=$(cat "$logdir/$d.rc" 2>/dev/null || echo 1)
+  dt=$(cat "$logdir/$d.dt" 2>/dev/null || echo 0)
   [ "$rc" -eq 5 ] && rc=0
-  dt=$(( $(date +%s) - t0 ))
   last=$(grep -E '([0-9]+ (passed|failed|skipped|error|errors|deselected))|no tests ran' "$logdir/$d.log" | tail -n 1)
   n() { grep -oE "[0-9]+ $1" <<<"$last" | head -n 1 | cut -d' ' -f1; }
   p=$(n passed); f=$(n failed); e=$(n error); s=$(n skipped)
