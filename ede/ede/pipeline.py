@@ -2,7 +2,6 @@
 training, final evaluation, metrics)."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from ede.networks import EDENetwork, ImpalaCNN, MLPTrunk, NatureCNN
 from ede.ppo import ActorCritic, PPOAgent, evaluate_ppo, train_ppo
 from ede.tabular import TabularCMDP, run_policy_gradient, run_q_learning
 from shared.device import get_device, seed_everything
-from shared.logging import resolve_run_dir, start_run
+from shared.logging import read_run, resolve_run_dir, start_run
 
 
 def build_env(e: DictConfig) -> TabularCMDP:
@@ -196,9 +195,7 @@ def show_run(cfg: DictConfig) -> dict:
     import torch
 
     run_dir = Path(cfg.run_dir)
-    if not (run_dir / "metrics.json").exists():
-        raise FileNotFoundError(f"{run_dir} holds no metrics.json: pass run_dir=<a finished train.py run directory>")
-    rec = json.loads((run_dir / "metrics.json").read_text())
+    rec = read_run(run_dir)
     rcfg = OmegaConf.create(rec["config"])
     shown = {"method": rcfg.method.name, **{k: v for k, v in rec["metrics"].items() if not isinstance(v, list)}}
     if cfg.get("episodes", 0) <= 0:

@@ -12,7 +12,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from shared.device import seed_everything
-from shared.logging import resolve_run_dir, start_run
+from shared.logging import read_run, resolve_run_dir, start_run
 
 STUDIES = ("learn", "rademacher")
 
@@ -96,9 +96,6 @@ def rademacher(r: DictConfig, seed: int) -> dict:
 
 def show_run(cfg: DictConfig) -> dict:
     """A finished run's final metrics (eval.py)."""
-    run_dir = Path(cfg.run_dir)
-    if not (run_dir / "metrics.json").exists():
-        raise FileNotFoundError(f"{run_dir} holds no metrics.json: pass run_dir=<a finished train.py run directory>")
-    rec = json.loads((run_dir / "metrics.json").read_text())
+    rec = read_run(cfg.run_dir)
     c = rec["config"]
     return {"study": c["study"], "method": c["method"]["name"], "data": c["data"], **rec["metrics"]}

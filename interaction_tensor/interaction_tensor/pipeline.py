@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig
 
 from shared.device import get_device, seed_everything
-from shared.logging import resolve_run_dir, start_run
+from shared.logging import read_run, resolve_run_dir, start_run
 
 STUDIES = ("framework", "ensemble", "member", "analyze")
 PARAMS = ("p_d", "t_d", "n_d", "k_d", "t_r", "n_r", "k_r")
@@ -343,8 +343,5 @@ def run(cfg: DictConfig) -> float:
 
 def show_run(cfg: DictConfig) -> dict:
     """A finished run's final metrics (eval.py)."""
-    run_dir = Path(cfg.run_dir)
-    if not (run_dir / "metrics.json").exists():
-        raise FileNotFoundError(f"{run_dir} holds no metrics.json: pass run_dir=<a finished train.py run directory>")
-    rec = json.loads((run_dir / "metrics.json").read_text())
+    rec = read_run(cfg.run_dir)
     return {"study": rec["config"]["study"], **rec["metrics"]}

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nft.layers import GaussianFourier, HNPLinear, NPLinear, Pointwise
-from nft.models import NFTEncoder
+from nft.models import MLPBaseline, NFTEncoder
 from nft.weight_space import WeightSpaceFeatures
 
 OPS = ("dilate", "erode", "gradient", "sharpen", "contrast")
@@ -67,11 +67,7 @@ class EditNet(nn.Module):
             self.layers = nn.ModuleList(layers)
             self.out = NPLinear(L, c, 1) if m.name == "nfn" else HNPLinear(widths, c, 1)
         elif m.name == "mlp":
-            mods, d = [], n_params
-            for _ in range(m.layers):
-                mods += [nn.Linear(d, m.hidden), nn.ReLU()]
-                d = m.hidden
-            self.mlp = nn.Sequential(*mods, nn.Linear(d, n_params))
+            self.mlp = MLPBaseline(n_params, n_params, m.hidden, m.layers).net  # flattened weights -> flattened edit
         else:
             raise ValueError(f"model.name={m.name!r}: editing takes nft | nfn | nfn_hnp | mlp")
 

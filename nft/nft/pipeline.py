@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from shared.device import get_device, seed_everything
-from shared.logging import resolve_run_dir, start_run
+from shared.logging import read_run, resolve_run_dir, start_run
 
 STUDIES = ("classify", "inr2array", "fit_zoo", "predict_gen", "editing")
 MODELS = ("mlp", "statnet", "nfn", "nfn_hnp", "nft")
@@ -451,9 +451,6 @@ def run(cfg: DictConfig) -> float:
 
 def show_run(cfg: DictConfig) -> dict:
     """A finished run's final metrics (eval.py)."""
-    run_dir = Path(cfg.run_dir)
-    if not (run_dir / "metrics.json").exists():
-        raise FileNotFoundError(f"{run_dir} holds no metrics.json: pass run_dir=<a finished train.py run directory>")
-    rec = json.loads((run_dir / "metrics.json").read_text())
+    rec = read_run(cfg.run_dir)
     return {"study": rec["config"]["study"], "model": rec["config"]["model"]["name"], **rec["metrics"]}
 

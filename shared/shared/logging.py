@@ -220,3 +220,12 @@ def read_metrics_jsonl(run_dir: str | Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_run(run_dir: str | Path) -> dict:
+    """A finished run's record (``metrics.json``: status, metrics, config, ...); a directory without one is a named
+    error (every project's eval.py shows runs through this)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} holds no metrics.json: pass run_dir=<a finished train.py run directory>")
+    return json.loads(path.read_text())

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from shared.logging import git_sha, package_versions, read_metrics_jsonl, start_run
+from shared.logging import git_sha, package_versions, read_metrics_jsonl, read_run, start_run
 
 
 def test_run_writes_config_jsonl_and_metrics_json(tmp_path):
@@ -105,3 +105,12 @@ def test_resolve_run_dir_uses_the_config_or_hydra(tmp_path):
     assert resolve_run_dir(cfg) == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
     with pytest.raises(ValueError):  # no run_dir and no Hydra app running: Hydra says it is not initialised
         resolve_run_dir(OmegaConf.create({"run_dir": None}))
+
+
+def test_read_run_returns_the_record_or_names_the_fix(tmp_path):
+    with start_run(tmp_path / "r", {"a": 1}) as run:
+        run.finish({"test/acc": 0.5})
+    rec = read_run(tmp_path / "r")
+    assert rec["metrics"]["test/acc"] == 0.5 and rec["config"]["a"] == 1
+    with pytest.raises(FileNotFoundError, match="run_dir=<a finished train.py run directory>"):
+        read_run(tmp_path / "nothing")

@@ -4,7 +4,6 @@ searching agents in a common-payoff game, or the training of a deep blueprint), 
 version and game string."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 from omegaconf import DictConfig, open_dict
 
 from shared.device import seed_everything
-from shared.logging import resolve_run_dir, start_run
+from shared.logging import read_run, resolve_run_dir, start_run
 from update_equivalence.exact import (
     MMDLearner,
     cfr_policy,
@@ -219,9 +218,6 @@ def blueprint_study(cfg: DictConfig, game, run_dir: Path) -> dict:
 
 def show_run(cfg: DictConfig) -> dict:
     """A finished run's final metrics (eval.py)."""
-    run_dir = Path(cfg.run_dir)
-    if not (run_dir / "metrics.json").exists():
-        raise FileNotFoundError(f"{run_dir} holds no metrics.json: pass run_dir=<a finished train.py run directory>")
-    rec = json.loads((run_dir / "metrics.json").read_text())
+    rec = read_run(cfg.run_dir)
     c = rec["config"]
     return {"study": c["study"], "game": c["game"], "method": c["method"], **rec["metrics"]}
